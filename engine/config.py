@@ -1,0 +1,80 @@
+"""Engine settings: where state lives, which runtime, which registries are insecure or mirrored.
+
+Values come from ``config.toml`` (section ``[engine]``) and are overridden by command-line
+flags. The config is plain data; services read it, nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import InvalidArgument
+from engine.paths import default_config_file, default_root, docker_config_dir
+
+
+@dataclass
+class EngineConfig:
+    """Settings of one engine instance."""
+
+    root: Path = field(default_factory=default_root)
+    runtime: str | None = None
+    insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
+    # Extra certs.d directories searched before /etc/docker/certs.d (HOST[:PORT]/ca.crt ...).
+    certs_dirs: list[Path] = field(default_factory=list)
+    docker_config: Path = field(default_factory=docker_config_dir)
+    max_concurrent_downloads: int = 4
+    snapshotter: str | None = None  # "overlay" | "copy" | None for auto-detect
+
+    @property
+    def own_certs_dir(self) -> Path:
+        return self.root / "certs.d"
+
+    def all_certs_dirs(self) -> list[Path]:
+        return [*self.certs_dirs, self.own_certs_dir, Path("/etc/docker/certs.d")]
+
+
+def load_config(path: Path | None = None, **overrides: object) -> EngineConfig:
+    """Read ``[engine]`` from the config file (missing file = defaults), then apply overrides.
+
+    Overrides whose value is None or an empty list are ignored, so CLI flags left unset keep
+    the file's values; list flags extend the file's lists.
+    """
+    path = path or default_config_file()
+    data: dict[str, object] = {}
+    if path.is_file():
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh).get("engine", {})
+        except (tomllib.TOMLDecodeError, OSError) as err:
+            raise InvalidArgument(f"cannot read config {path}: {err}; fix or remove it") from None
+    cfg = EngineConfig()
+    known = set(EngineConfig.__dataclass_fields__)
+    for key, value in data.items():
+        key = key.replace("-", "_")
+        if key not in known:
+            raise InvalidArgument(f"unknown setting {key!r} in [engine] of {path}")
+        setattr(cfg, key, _coerce(key, value))
+    for key, value in overrides.items():
+        if value is None or value == []:
+            continue
+        current = getattr(cfg, key)
+        if isinstance(current, list) and isinstance(value, list):
+            setattr(cfg, key, [*current, *(_coerce_item(key, v) for v in value)])
+        else:
+            setattr(cfg, key, _coerce(key, value))
+    return cfg
+
+
+def _coerce_item(key: str, value: object) -> object:
+    return Path(str(value)) if key == "certs_dirs" else value
+
+
+def _coerce(key: str, value: object) -> object:
+    if key in ("root", "docker_config"):
+        return Path(str(value))
+    if key == "certs_dirs" and isinstance(value, list):
+        return [Path(str(v)) for v in value]
+    return value
