@@ -20,7 +20,8 @@ class EngineConfig:
 
     root: Path = field(default_factory=default_root)
     runtime: str | None = None
-    insecure_registries: list[str] = field(default_factory=list)
+    # Like dockerd, loopback registries are insecure (plain http allowed) by default.
+    insecure_registries: list[str] = field(default_factory=lambda: ["127.0.0.0/8"])
     registry_mirrors: list[str] = field(default_factory=list)
     # Extra certs.d directories searched before /etc/docker/certs.d (HOST[:PORT]/ca.crt ...).
     certs_dirs: list[Path] = field(default_factory=list)

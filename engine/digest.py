@@ -25,7 +25,7 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> Digest:
-        if not isinstance(text, str) or not _DIGEST_RE.match(text):
+        if not isinstance(text, str) or not _DIGEST_RE.fullmatch(text):
             shown = text if isinstance(text, str) and len(text) < 200 else "<value>"
             raise InvalidArgument(
                 f"invalid digest {shown!r}: expected sha256:<64 hex> or sha512:<128 hex>"
@@ -50,7 +50,7 @@ class Digest:
 
 
 def is_digest(text: str) -> bool:
-    return isinstance(text, str) and bool(_DIGEST_RE.match(text))
+    return isinstance(text, str) and bool(_DIGEST_RE.fullmatch(text))
 
 
 def chain_ids(diff_ids: list[Digest]) -> list[Digest]:

@@ -62,14 +62,14 @@ class Reference:
         colon = rest.rfind(":")
         if colon > slash:
             rest, tag = rest[:colon], rest[colon + 1 :]
-            if not _TAG_RE.match(tag):
+            if not _TAG_RE.fullmatch(tag):
                 raise _bad(text, "a tag is up to 128 letters, digits, '_', '.' or '-'")
         if not rest:
             raise _bad(text, "missing repository name")
         first, sep, remainder = rest.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
             registry, path = first, remainder
-            if not _DOMAIN_RE.match(registry):
+            if not _DOMAIN_RE.fullmatch(registry):
                 raise _bad(text, f"{registry!r} is not a valid registry host[:port]")
             if ":" in registry and not registry.startswith("["):
                 port = int(registry.rsplit(":", 1)[1])
@@ -82,7 +82,7 @@ class Reference:
         if registry == DEFAULT_REGISTRY and "/" not in path:
             path = f"library/{path}"
         for component in path.split("/"):
-            if not _COMPONENT_RE.match(component):
+            if not _COMPONENT_RE.fullmatch(component):
                 if component != component.lower():
                     raise _bad(text, "repository names must be lowercase")
                 raise _bad(

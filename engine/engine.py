@@ -1,0 +1,159 @@
+"""Wiring of one engine instance: store, snapshots, registry client and services.
+
+``Engine.open(config)`` builds everything for a root directory; the API server, the
+embedded engine and tests all start here. Nothing in this module speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+from engine.config import EngineConfig
+from engine.events import EventBus
+from engine.images import ImageService
+from engine.pull import Puller
+from engine.registry.client import RegistryClient
+from engine.store.content import ContentStore
+from engine.store.gc import GarbageCollector
+from engine.store.metadata import Metadata
+from engine.store.snapshots import Snapshotter, open_snapshotter
+
+VERSION = "0.1.0"
+API_VERSION = "1.44"
+MIN_API_VERSION = "1.24"
+
+
+def _engine_id(root: Path) -> str:
+    """A stable id for this root (docker's ``ID`` in /info)."""
+    path = root / "engine-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = str(uuid.uuid4()).upper()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(value + "\n")
+        os.replace(tmp, path)
+        return value
+
+
+class Engine:
+    """Everything one engine root needs, opened and closed together."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        content: ContentStore,
+        metadata: Metadata,
+        snapshots: Snapshotter,
+        registry: RegistryClient,
+        gc: GarbageCollector,
+        images: ImageService,
+        events: EventBus,
+    ) -> None:
+        self.config = config
+        self.content = content
+        self.metadata = metadata
+        self.snapshots = snapshots
+        self.registry = registry
+        self.gc = gc
+        self.images = images
+        self.events = events
+        self.id = _engine_id(config.root)
+
+    @classmethod
+    async def open(cls, config: EngineConfig) -> Engine:
+        root = config.root
+        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True, mode=0o711)
+        content = await asyncio.to_thread(ContentStore, root / "content")
+        metadata = await asyncio.to_thread(Metadata, root / "metadata.db")
+        snapshots = await asyncio.to_thread(open_snapshotter, root, config.snapshotter)
+        registry = RegistryClient(config)
+        gc = GarbageCollector(root, content, metadata, snapshots)
+        events = EventBus()
+        puller = Puller(
+            registry=registry,
+            content=content,
+            metadata=metadata,
+            snapshots=snapshots,
+            gc=gc,
+            max_downloads=config.max_concurrent_downloads,
+        )
+        images = ImageService(
+            content=content,
+            metadata=metadata,
+            snapshots=snapshots,
+            puller=puller,
+            gc=gc,
+            events=events,
+        )
+        return cls(
+            config,
+            content=content,
+            metadata=metadata,
+            snapshots=snapshots,
+            registry=registry,
+            gc=gc,
+            images=images,
+            events=events,
+        )
+
+    async def close(self) -> None:
+        await self.registry.close()
+        await asyncio.to_thread(self.metadata.close)
+
+    async def info(self) -> dict[str, Any]:
+        """The fields of docker's ``/info`` that this engine knows."""
+        images = await self.metadata.run(self.metadata.list_images)
+        uname = platform.uname()
+        return {
+            "ID": self.id,
+            "Containers": 0,
+            "ContainersRunning": 0,
+            "ContainersPaused": 0,
+            "ContainersStopped": 0,
+            "Images": len(images),
+            "Driver": self.snapshots.driver,
+            "DriverStatus": [["Snapshotter", self.snapshots.driver]],
+            "DockerRootDir": str(self.config.root),
+            "OperatingSystem": _os_name(),
+            "OSType": "linux",
+            "Architecture": uname.machine,
+            "KernelVersion": uname.release,
+            "NCPU": os.cpu_count() or 1,
+            "MemTotal": _mem_total(),
+            "Name": socket.gethostname(),
+            "ServerVersion": VERSION,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {
+                "InsecureRegistryCIDRs": [r for r in self.config.insecure_registries if "/" in r],
+                "IndexConfigs": {},
+                "Mirrors": list(self.config.registry_mirrors),
+            },
+        }
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _mem_total() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
