@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what portside needs on a Debian/Ubuntu machine, idempotently:
+#   scripts/deps.sh run    the engine's runtime packages + the Python venv (.venv)
+#   scripts/deps.sh test   the above + what the test suite talks to (registry, dockerd, ...)
+# Packages already present are not reinstalled; apt runs only when something is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+
+run_pkgs=(crun runc containernetworking-plugins iptables python3 python3-venv)
+test_pkgs=(docker-registry docker.io skopeo busybox-static apache2-utils tmux less procps)
+
+pkgs=("${run_pkgs[@]}")
+[ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "portside: missing system packages: ${missing[*]}; run this as root (sudo)" >&2
+    exit 1
+  fi
+  echo "portside: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The project's own virtualenv; any python3 >= 3.11 on PATH will do.
+py=${PYTHON:-python3}
+"$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "portside: Python 3.11 or newer is required (found $("$py" --version))" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+extra=""
+[ "$mode" = test ] && extra="[test]"
+stamp=".venv/.installed-$mode-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra"
+  touch "$stamp"
+fi
