@@ -113,7 +113,7 @@ class Puller:
     ) -> PullResult:
         emit = progress or no_progress
         want = platform or host_platform()
-        emit(ProgressEvent(f"Pulling from {ref.familiar_name}", ref.tag or str(ref.digest)))
+        emit(ProgressEvent(f"Pulling from {ref.repository}", ref.tag or str(ref.digest)))
         async with self.gc.lease():
             raw, media_type, digest = await self.registry.get_manifest(ref, auth=auth)
             parsed = parse_manifest(raw, media_type)

@@ -1,0 +1,1 @@
+"""Helpers of ``bench/pull``: bench images, measured runs of each puller, the report."""
