@@ -25,8 +25,6 @@ from engine.store.metadata import Metadata
 from engine.store.snapshots import Snapshotter, open_snapshotter
 
 VERSION = "0.1.0"
-API_VERSION = "1.44"
-MIN_API_VERSION = "1.24"
 
 
 def _engine_id(root: Path) -> str:
