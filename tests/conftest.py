@@ -11,11 +11,15 @@ Implementations live in ``tests/fixtures/``; this file only wires them into pyte
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from engine.engine import Engine
 from tests.fixtures.dockerd import DockerdFixture, start_dockerd
+from tests.fixtures.engine import _push_image, engine_config
 from tests.fixtures.images import BuiltImage, build_all
 from tests.fixtures.registry import RegistryFixture, start_registry
 
@@ -89,3 +93,37 @@ def dockerd() -> Iterator[DockerdFixture]:
     """A private dockerd 20.10 (overlay2, else vfs); ``dockerd.docker(...)`` runs the CLI."""
     with start_dockerd() as daemon:
         yield daemon
+
+
+# -- engine-level fixtures -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """An Engine on a temporary root that touches nothing outside it."""
+    eng = await Engine.open(engine_config(tmp_path / "root"))
+    try:
+        yield eng
+    finally:
+        await eng.close()
+
+
+@pytest.fixture(scope="session")
+def big_image(registry, tmp_path_factory) -> str:
+    """An image with 3 layers of 24 MB incompressible data: slow enough to kill a pull."""
+    from tests.fixtures.layers import file
+
+    tmp = tmp_path_factory.mktemp("big-image")
+    layers = [[file(f"data/{i}.bin", os.urandom(24 << 20))] for i in range(3)]
+    return _push_image(registry, tmp, "test/big:1", layers)
+
+
+@pytest.fixture(scope="session")
+def push_image(registry, tmp_path_factory):
+    """Push an ad-hoc image built from layer item lists; returns its reference."""
+    tmp = tmp_path_factory.mktemp("adhoc-images")
+
+    def push(name: str, layers_items: list, **kw: object) -> str:
+        return _push_image(registry, tmp, name, layers_items, **kw)
+
+    return push

@@ -16,7 +16,7 @@ from engine.digest import Digest, chain_ids
 from engine.engine import Engine
 from engine.errors import NotFound, PortsideError
 from engine.progress import ProgressEvent
-from tests.integration.conftest import engine_config, portside
+from tests.fixtures.engine import engine_config, portside
 
 
 def _store_is_consistent(root: Path) -> None:

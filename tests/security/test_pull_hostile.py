@@ -15,8 +15,8 @@ import pytest
 
 from engine.engine import Engine
 from engine.errors import PortsideError
+from tests.fixtures.engine import engine_config
 from tests.fixtures.layers import directory, file, symlink
-from tests.integration.conftest import engine_config
 
 
 def _escaped(base: Path, marker: str) -> list[Path]:
