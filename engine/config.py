@@ -28,6 +28,10 @@ class EngineConfig:
     docker_config: Path = field(default_factory=docker_config_dir)
     max_concurrent_downloads: int = 4
     snapshotter: str | None = None  # "overlay" | "copy" | None for auto-detect
+    # Pull policy (engine.policy): image name patterns; empty allowed list = all allowed.
+    allowed_registries: list[str] = field(default_factory=list)
+    denied_registries: list[str] = field(default_factory=list)
+    require_digest: list[str] = field(default_factory=list)
 
     @property
     def own_certs_dir(self) -> Path:

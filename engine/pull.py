@@ -22,6 +22,7 @@ from engine.digest import Digest, chain_ids
 from engine.errors import VerificationError
 from engine.oci import MAX_CONFIG_SIZE, Descriptor, Index, Manifest, parse_manifest
 from engine.platform import Platform, host_platform, select_manifest
+from engine.policy import ImagePolicy
 from engine.progress import ProgressCallback, ProgressEvent, no_progress
 from engine.reference import Reference
 from engine.store.metadata import ImageRow, LayerRow
@@ -111,6 +112,7 @@ class Puller:
         auth: AuthConfig | None = None,
         progress: ProgressCallback | None = None,
     ) -> PullResult:
+        ImagePolicy.from_config(self.registry.config).check(ref, "pull")
         emit = progress or no_progress
         want = platform or host_platform()
         emit(ProgressEvent(f"Pulling from {ref.repository}", ref.tag or str(ref.digest)))

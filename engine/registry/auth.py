@@ -173,8 +173,14 @@ class Authenticator:
         auth: AuthConfig | None,
         *,
         refresh: bool = False,
+        actions: str = "pull",
+        extra_scopes: frozenset[str] = frozenset(),
     ) -> str | None:
-        """The Authorization value for a request to ``endpoint`` (None for anonymous)."""
+        """The Authorization value for a request to ``endpoint`` (None for anonymous).
+
+        ``actions`` are asked for on ``repository`` (``pull,push`` for a push) and
+        ``extra_scopes`` besides (a mount source's pull, ``registry:catalog:*``).
+        """
         challenge = self.challenge_for(endpoint)
         if challenge is None:
             return None
@@ -185,12 +191,17 @@ class Authenticator:
             return "Basic " + base64.b64encode(raw).decode()
         if auth is not None and auth.registry_token:
             return f"Bearer {auth.registry_token}"
-        scopes = self.scopes(endpoint, repository)
+        scopes = self.scopes(endpoint, repository, actions) | extra_scopes
         token = await self.token(endpoint, challenge, scopes, auth, refresh=refresh)
         return f"Bearer {token}"
 
     def on_unauthorized(
-        self, endpoint: Endpoint, repository: str | None, headers: list[str]
+        self,
+        endpoint: Endpoint,
+        repository: str | None,
+        headers: list[str],
+        actions: str = "pull",
+        extra_scopes: frozenset[str] = frozenset(),
     ) -> bool:
         """Learn from a 401's challenge; True when it asks for something new (scheme, realm,
         service or more scope), so that a retry with fresh credentials can succeed."""
@@ -205,7 +216,8 @@ class Authenticator:
             challenge.service,
         )
         if challenge.scheme == "bearer" and repository is not None:
-            wanted = set(challenge.scopes) - self.scopes(endpoint, repository)
+            wanted = set(challenge.scopes) - self.scopes(endpoint, repository, actions)
+            wanted -= extra_scopes
             if wanted:
                 # More scope than we asked for: ask for the union next time.
                 key = (str(endpoint.base), repository)

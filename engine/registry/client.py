@@ -74,6 +74,8 @@ _REGISTRY_RE = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
     r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
 )
+# A request body: bytes, or a factory called for each attempt (a fresh stream each time).
+Body = bytes | Callable[[], object] | None
 # Network failures that happen below HTTP (DNS, refused, reset, TLS, timeouts).
 _NET_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
@@ -329,6 +331,79 @@ class RegistryClient:
 
         await self._on_endpoints(ref, auth, attempt)
 
+    async def send(
+        self,
+        method: str,
+        registry: str,
+        path: str,
+        *,
+        repository: str | None,
+        what: str,
+        auth: AuthConfig | None = None,
+        query: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: Body = None,
+        ok: tuple[int, ...] = (200,),
+        not_found: str | None = None,
+        actions: str = "pull",
+        extra_scopes: frozenset[str] = frozenset(),
+        retry: bool = True,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        """One authenticated request to ``registry``'s own endpoints (never a mirror): the
+        building block of push, browse and delete. The caller releases the response.
+
+        ``path`` starts with ``/v2/`` and holds only validated names; ``query`` is encoded.
+        ``actions`` is the token scope asked for on ``repository`` (``pull,push``,
+        ``delete``...). Transient failures are retried with backoff when ``retry`` is set
+        (a callable ``body`` is called again for each attempt); other failures raise the
+        usual one-line errors (NotFound, Unauthorized, Forbidden, RegistryError).
+        """
+        _check_registry(registry)
+        endpoints = await self._hosts.registry_endpoints(registry)
+        preferred = self._preferred.get((registry, None))
+        if preferred is not None:
+            endpoints.sort(key=lambda ep: str(ep.base) != preferred)
+        last: PortsideError | None = None
+        for endpoint in endpoints:
+            creds = await self._credentials_for(endpoint, auth)
+
+            async def attempt(ep: Endpoint = endpoint, c: AuthConfig | None = creds) -> object:
+                return await self._open(
+                    ep,
+                    path,
+                    repository=repository,
+                    auth=c,
+                    what=what,
+                    not_found=not_found,
+                    headers=headers,
+                    ok=ok,
+                    timeout=timeout or (_BLOB_TIMEOUT if callable(body) else _SMALL_TIMEOUT),
+                    method=method,
+                    query=query,
+                    body=body,
+                    actions=actions,
+                    extra_scopes=extra_scopes,
+                )
+
+            try:
+                resp = await self._retrying(attempt, retries=self._retries if retry else 0)
+            except Unreachable as err:
+                last = _more_telling(last, err)
+                continue
+            self._preferred[(registry, None)] = str(endpoint.base)
+            return resp  # type: ignore[return-value]
+        assert last is not None
+        raise last
+
+    def endpoint_base(self, registry: str) -> str | None:
+        """The base URL that last answered for ``registry`` (after a ping or a request)."""
+        return self._preferred.get((registry, None))
+
+    def forget_credentials(self, registry: str) -> None:
+        """Drop cached config.json credentials of ``registry`` (after a login or logout)."""
+        self._credentials.pop(registry, None)
+
     # -- the request path --------------------------------------------------------------------
 
     async def _stream(
@@ -491,19 +566,36 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         ok: tuple[int, ...] = (200,),
         timeout: aiohttp.ClientTimeout = _SMALL_TIMEOUT,
+        method: str = "GET",
+        query: str | None = None,
+        body: Body = None,
+        actions: str = "pull",
+        extra_scopes: frozenset[str] = frozenset(),
     ) -> aiohttp.ClientResponse:
-        """GET ``path`` with authentication; a response with an ``ok`` status, or an error."""
+        """``method`` ``path`` (GET unless told) with authentication; a response with an
+        ``ok`` status, or an error. ``query`` is an already-encoded query string; ``body``
+        is bytes, or a callable giving a fresh body for each attempt (streamed uploads)."""
         url = endpoint.url(path)
+        if query:
+            url = URL(f"{url}?{query}", encoded=True)
         refresh = False
         for round_ in range(3):
             request_headers = {"Accept-Encoding": "identity", **(headers or {})}
             if accept:
                 request_headers["Accept"] = accept
-            authorization = await self._auth.header(endpoint, repository, auth, refresh=refresh)
+            authorization = await self._auth.header(
+                endpoint,
+                repository,
+                auth,
+                refresh=refresh,
+                actions=actions,
+                extra_scopes=extra_scopes,
+            )
             if authorization:
                 request_headers["Authorization"] = authorization
+            data = body() if callable(body) else body
             try:
-                resp = await self._follow(endpoint, url, request_headers, timeout)
+                resp = await self._follow(endpoint, url, request_headers, timeout, method, data)
             except _NET_ERRORS as err:
                 unreachable = connection_error(endpoint.host, err)
                 if str(endpoint.base) in self._good and not unreachable.tls:
@@ -518,7 +610,9 @@ class RegistryClient:
                 return resp
             if resp.status == 401 and same_origin and round_ < 2:
                 challenges = resp.headers.getall("WWW-Authenticate", [])
-                changed = self._auth.on_unauthorized(endpoint, repository, challenges)
+                changed = self._auth.on_unauthorized(
+                    endpoint, repository, challenges, actions, extra_scopes
+                )
                 if challenges and (round_ == 0 or changed):
                     resp.release()
                     refresh = True
@@ -565,14 +659,19 @@ class RegistryClient:
         url: URL,
         headers: dict[str, str],
         timeout: aiohttp.ClientTimeout,
+        method: str = "GET",
+        data: object = None,
     ) -> aiohttp.ClientResponse:
-        """GET ``url``, following redirects here so Authorization never changes hosts."""
+        """GET ``url`` (or ``method``), following redirects of GET and HEAD here so that
+        Authorization never changes hosts; other methods get the redirect itself back."""
         headers = dict(headers)
         home = _origin(endpoint.base)
         for _ in range(MAX_REDIRECTS + 1):
             ssl_param = await self._ssl_for(endpoint, url)
-            resp = await self._session().get(
+            resp = await self._session().request(
+                method,
                 url,
+                data=data,
                 headers=headers,
                 allow_redirects=False,
                 timeout=timeout,
@@ -581,7 +680,7 @@ class RegistryClient:
                 read_bufsize=CHUNK_SIZE,
             )
             location = resp.headers.get("Location")
-            if resp.status not in _REDIRECTS or not location:
+            if resp.status not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
                 return resp
             resp.release()
             try:
