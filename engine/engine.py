@@ -18,7 +18,10 @@ from engine.config import EngineConfig
 from engine.events import EventBus
 from engine.images import ImageService
 from engine.pull import Puller
+from engine.registry.browse import RegistryBrowser
 from engine.registry.client import RegistryClient
+from engine.registry.push import Pusher
+from engine.scan.scanner import Scanner
 from engine.store.content import ContentStore
 from engine.store.gc import GarbageCollector
 from engine.store.metadata import Metadata
@@ -54,6 +57,7 @@ class Engine:
         gc: GarbageCollector,
         images: ImageService,
         events: EventBus,
+        pusher: Pusher,
     ) -> None:
         self.config = config
         self.content = content
@@ -63,6 +67,9 @@ class Engine:
         self.gc = gc
         self.images = images
         self.events = events
+        self.pusher = pusher
+        self.browser = RegistryBrowser(registry)
+        self.scanner = Scanner(images, content)
         self.id = _engine_id(config.root)
 
     @classmethod
@@ -91,8 +98,12 @@ class Engine:
             gc=gc,
             events=events,
         )
+        pusher = Pusher(
+            registry=registry, content=content, metadata=metadata, state_dir=root / "push-uploads"
+        )
         return cls(
             config,
+            pusher=pusher,
             content=content,
             metadata=metadata,
             snapshots=snapshots,
