@@ -1,0 +1,439 @@
+"""The dashboard application: wiring of engine worker, store, panels, themes and keys.
+
+``PortsideApp`` receives an async factory that returns a connected ``aiodocker.Docker``;
+its single engine worker (``tui.sync.EngineSync``) posts typed messages that the handlers
+here turn into table, header and screen updates. User actions run in their own workers, so
+the UI never waits on the network. ``run_dashboard`` is the entry point ``portside`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import aiodocker
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+import themes
+from tui import keymap
+from tui.commands import palette_commands
+from tui.config import ConfigError, DashboardConfig, load_dashboard_config
+from tui.messages import (
+    ActionFinished,
+    ContainersUpdated,
+    EngineConnected,
+    EngineConnecting,
+    EngineUnreachable,
+    ImagesUpdated,
+)
+from tui.model import ContainerRow, EngineInfo, ImageRow
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.screens.history import HistoryScreen
+from tui.screens.inspect import InspectScreen
+from tui.screens.main import MainScreen
+from tui.screens.pull import PullScreen
+from tui.screens.unreachable import UnreachableScreen
+from tui.sync import DEFAULT_RETRY_DELAYS, EngineSync, one_line
+from tui.widgets.containers import LIVE_STATES
+from tui.widgets.header import CONNECTED, CONNECTING, UNREACHABLE, Counts
+
+Connector = Callable[[], Awaitable[aiodocker.Docker]]
+
+_PAST = {
+    "start": "Started",
+    "stop": "Stopped",
+    "restart": "Restarted",
+    "kill": "Killed",
+    "pause": "Paused",
+    "unpause": "Unpaused",
+    "remove": "Removed",
+}
+_SLOW = {"stop": "Stopping", "restart": "Restarting"}
+
+
+def default_engine_url() -> str:
+    """Where an engine is when nothing was chosen: ``DOCKER_HOST`` or the usual socket."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def choose_theme(requested: str | None, config: DashboardConfig, no_color: bool) -> str:
+    """``--theme`` wins, then the config file, then NO_COLOR's high contrast, then dark."""
+    if requested:
+        return themes.resolve_theme_name(requested)
+    if config.theme:
+        return themes.resolve_theme_name(config.theme)
+    return themes.NO_COLOR_THEME if no_color else themes.DEFAULT_THEME
+
+
+class PortsideApp(App[int]):
+    """The dashboard (see the module docstring)."""
+
+    TITLE = "portside"
+    CSS_PATH = str(themes.STYLESHEET)
+    BINDINGS = keymap.bindings(keymap.APP)
+
+    def __init__(
+        self,
+        connector: Connector,
+        engine_name: str,
+        theme: str | None = None,
+        *,
+        engine_url: str = "",
+        config: DashboardConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        autoconnect: bool = True,
+        retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
+        refresh_interval: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or DashboardConfig()
+        for registered in themes.THEMES.values():
+            self.register_theme(registered)
+        self.theme = choose_theme(theme, self.config, bool(os.environ.get("NO_COLOR")))
+        self.keymap_overrides, self.startup_problems = keymap.check_keymap(self.config.keymap)
+        self.startup_problems = [*self.config.problems, *self.startup_problems]
+        self.set_keymap(self.keymap_overrides)
+        self.clock = clock
+        self.engine_name = engine_name
+        self.engine_url = engine_url
+        self.autoconnect = autoconnect
+        self.sync = EngineSync(
+            connector,
+            self.post_message,
+            name=engine_name,
+            url=engine_url or engine_name,
+            refresh_interval=refresh_interval or self.config.refresh_interval,
+            retry_delays=retry_delays,
+        )
+        self.status = CONNECTING
+        self.info: EngineInfo | None = None
+        self.containers: dict[str, ContainerRow] = {}
+        self.images: tuple[ImageRow, ...] = ()
+        self._unreachable: UnreachableScreen | None = None
+        self._was_lost = False
+        self.action_results: deque[ActionFinished] = deque(maxlen=100)
+
+    # -- startup -------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        for problem in self.startup_problems:
+            self.notify(problem, severity="warning", timeout=10)
+        if self.autoconnect:
+            self.run_worker(
+                self.sync.run(),
+                name="engine",
+                group="engine",
+                exclusive=True,
+                exit_on_error=False,
+            )
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def _ready_main(self) -> MainScreen | None:
+        """The main screen once its widgets exist (it pulls the state itself on mount)."""
+        if not self.is_running or not self.screen_stack:
+            return None  # shutting down: widgets are being removed
+        screen = self.screen_stack[0]
+        if isinstance(screen, MainScreen) and screen.is_mounted:
+            return screen
+        return None
+
+    def apply_state(self, main: MainScreen) -> None:
+        """Show everything known so far on ``main`` (called when it mounts)."""
+        header = main.header
+        header.engine_name = self.engine_name
+        header.info = self.info
+        header.status = self.status
+        main.containers.table.replace_rows(self.containers.values())
+        main.images.table.replace_rows(self.images)
+        self._update_in_use(main)
+        self._update_counts(main)
+
+    @property
+    def docker(self) -> aiodocker.Docker | None:
+        """The connected client, or None while the engine is unreachable."""
+        return self.sync.docker if self.status == CONNECTED else None
+
+    # -- engine messages -----------------------------------------------------------------
+
+    def on_engine_connecting(self, message: EngineConnecting) -> None:
+        if self.status != UNREACHABLE:
+            self.status = CONNECTING
+            if main := self._ready_main():
+                main.header.status = CONNECTING
+
+    def on_engine_connected(self, message: EngineConnected) -> None:
+        if not self.is_running:
+            return
+        self.status = CONNECTED
+        self.info = message.info
+        if main := self._ready_main():
+            main.header.info = message.info
+            main.header.status = CONNECTED
+        if self._unreachable is not None:
+            screen, self._unreachable = self._unreachable, None
+            if self.screen is screen:
+                screen.dismiss()
+            elif screen in self.screen_stack:
+                screen.resolved = True  # a dialog is above it: it leaves when uncovered
+        if self._was_lost:
+            self.notify(f"Reconnected to {message.info.name}", timeout=4)
+        self._was_lost = False
+
+    def on_engine_unreachable(self, message: EngineUnreachable) -> None:
+        if not self.is_running:
+            return
+        if self.status == CONNECTED:
+            self._was_lost = True
+        self.status = UNREACHABLE
+        if main := self._ready_main():
+            main.header.status = UNREACHABLE
+        if self._unreachable is None:
+            self._unreachable = UnreachableScreen(
+                self.engine_name,
+                self.engine_url,
+                message.problem,
+                message.attempt,
+                message.retry_in,
+            )
+            self.push_screen(self._unreachable)
+        else:
+            self._unreachable.update_problem(message.problem, message.attempt, message.retry_in)
+
+    def on_containers_updated(self, message: ContainersUpdated) -> None:
+        if message.complete:
+            self.containers = {row.id: row for row in message.rows}
+        else:
+            for cid in message.removed:
+                self.containers.pop(cid, None)
+            for row in message.rows:
+                self.containers[row.id] = row
+        main = self._ready_main()
+        if main is None:
+            return
+        if message.complete:
+            main.containers.table.replace_rows(message.rows)
+        else:
+            main.containers.table.merge_rows(message.rows, message.removed)
+        main.containers.rows_changed()
+        self._update_in_use(main)
+        self._update_counts(main)
+
+    def on_images_updated(self, message: ImagesUpdated) -> None:
+        self.images = message.rows
+        main = self._ready_main()
+        if main is None:
+            return
+        main.images.table.replace_rows(message.rows)
+        main.images.rows_changed()
+        self._update_counts(main)
+
+    def on_action_finished(self, message: ActionFinished) -> None:
+        self.action_results.append(message)
+        if message.error:
+            self.notify(f"{message.summary} failed: {message.error}", severity="error", timeout=8)
+        else:
+            self.notify(message.summary, timeout=3)
+
+    def _update_in_use(self, main: MainScreen) -> None:
+        used = frozenset(row.image_id for row in self.containers.values() if row.image_id)
+        main.images.image_table.set_in_use(used)
+
+    def _update_counts(self, main: MainScreen) -> None:
+        rows = self.containers.values()
+        main.header.counts = Counts(
+            containers=len(self.containers),
+            running=sum(1 for row in rows if row.state == "running"),
+            paused=sum(1 for row in rows if row.state == "paused"),
+            images=len({row.id for row in self.images}),
+        )
+
+    # -- actions on the engine (workers) -------------------------------------------------
+
+    def container_action(self, row: ContainerRow, verb: str) -> None:
+        """Start/stop/restart/kill/pause/unpause/remove ``row`` in a worker."""
+        if verb in _SLOW:
+            self.notify(f"{_SLOW[verb]} {row.name}…", timeout=2)
+        self.run_worker(self._container_action(row, verb), group="actions")
+
+    async def _container_action(self, row: ContainerRow, verb: str) -> None:
+        summary = f"{_PAST.get(verb, verb)} {row.name}"
+        docker = self.docker
+        if docker is None:
+            self.post_message(ActionFinished(summary, error="the engine is not connected"))
+            return
+        container = docker.containers.container(row.id)
+        try:
+            if verb == "remove":
+                await container.delete(force=row.state in LIVE_STATES)
+            elif verb in ("start", "stop", "restart", "kill", "pause", "unpause"):
+                await getattr(container, verb)()
+            else:
+                raise ValueError(f"unknown container action {verb!r}")
+        except aiodocker.DockerError as err:
+            self.post_message(
+                ActionFinished(f"{verb.capitalize()} {row.name}", error=one_line(err.message))
+            )
+            return
+        self.post_message(ActionFinished(summary))
+
+    def image_remove(self, row: ImageRow) -> None:
+        self.run_worker(self._image_remove(row), group="actions")
+
+    async def _image_remove(self, row: ImageRow) -> None:
+        name = row.reference if not row.dangling else row.id
+        docker = self.docker
+        if docker is None:
+            self.post_message(ActionFinished(f"Remove {name}", error="the engine is not connected"))
+            return
+        try:
+            await docker.images.delete(name)
+        except aiodocker.DockerError as err:
+            self.post_message(
+                ActionFinished(f"Remove {row.reference}", error=one_line(err.message))
+            )
+            return
+        self.post_message(ActionFinished(f"Removed {row.reference}"))
+
+    def retry_now(self) -> None:
+        self.sync.retry_now()
+
+    # -- screens -------------------------------------------------------------------------
+
+    def confirm(self, question: str, detail: str, on_yes: Callable[[], None]) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                on_yes()
+
+        self.push_screen(ConfirmScreen(question, detail), answered)
+
+    def open_inspect(self, kind: str, target: str, title: str) -> None:
+        self.push_screen(InspectScreen(kind, target, title))
+
+    def open_history(self, target: str, title: str) -> None:
+        self.push_screen(HistoryScreen(target, title))
+
+    def open_pull(self, reference: str = "") -> None:
+        self.push_screen(PullScreen(reference))
+
+    # -- app-wide keys -------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.keymap_overrides))
+
+    def action_next_theme(self) -> None:
+        order = themes.cycle_order()
+        index = order.index(self.theme) if self.theme in order else -1
+        self.theme = order[(index + 1) % len(order)]
+        self.notify(f"Theme: {self.theme}", timeout=2)
+
+    def action_refresh(self) -> None:
+        if self.status == CONNECTED:
+            self.sync.request_refresh()
+        else:
+            self.sync.retry_now()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        scopes = [keymap.APP]
+        if isinstance(screen, MainScreen):
+            scopes += [keymap.MAIN, keymap.PANEL, keymap.TABLE, keymap.CONTAINERS, keymap.IMAGES]
+        yield from palette_commands(self.keymap_overrides, self._run_command, scopes=scopes)
+
+    def _run_command(self, command: keymap.Command) -> None:
+        """Perform a palette choice as if its key had been pressed in the right place."""
+        if command.scope == keymap.APP:
+            self.call_later(self.run_action, command.action)
+            return
+        main = self.main
+        if command.scope == keymap.MAIN:
+            self.call_later(main.run_action, command.action)
+            return
+        if command.scope in (keymap.CONTAINERS, keymap.IMAGES):
+            main.action_show_panel(command.scope)
+        panel = main.current_panel
+        target = panel.table if command.scope == keymap.TABLE else panel
+        if target.check_action(command.action, ()) is not True:
+            what = "container" if command.scope == keymap.CONTAINERS else "image"
+            self.notify(
+                f"{command.description}: select a {what} it applies to first", severity="warning"
+            )
+            return
+        self.call_later(target.run_action, command.action)
+
+
+def build_dashboard(
+    docker_url: str | None,
+    *,
+    engine_name: str,
+    theme: str | None,
+    connector: Connector | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PortsideApp:
+    """A configured dashboard (config file read, theme checked) for the engine at ``docker_url``.
+
+    ``connector`` (an async factory of connected clients) replaces the default one, which
+    connects to ``docker_url`` (or ``DOCKER_HOST``, or /var/run/docker.sock). Raises
+    ``ConfigError`` or ``themes.UnknownTheme`` with a one-line message.
+    """
+    config = load_dashboard_config(env)
+    url = docker_url or default_engine_url()
+
+    async def connect() -> aiodocker.Docker:
+        return aiodocker.Docker(url=url)
+
+    return PortsideApp(connector or connect, engine_name, theme, engine_url=url, config=config)
+
+
+def run_dashboard(
+    docker_url: str | None,
+    *,
+    engine_name: str,
+    theme: str | None,
+    connector: Connector | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Open the dashboard (blocking, with its own event loop); return the exit code."""
+    try:
+        app = build_dashboard(
+            docker_url, engine_name=engine_name, theme=theme, connector=connector, env=env
+        )
+    except (ConfigError, themes.UnknownTheme) as err:
+        print(f"portside: {err}", file=sys.stderr)
+        return 2
+    result = app.run()
+    return int(result or app.return_code or 0)
+
+
+async def run_dashboard_async(
+    docker_url: str | None,
+    *,
+    engine_name: str,
+    theme: str | None,
+    connector: Connector | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """``run_dashboard`` inside a running loop, e.g. within ``async with embedded_engine()``."""
+    try:
+        app = build_dashboard(
+            docker_url, engine_name=engine_name, theme=theme, connector=connector, env=env
+        )
+    except (ConfigError, themes.UnknownTheme) as err:
+        print(f"portside: {err}", file=sys.stderr)
+        return 2
+    result = await app.run_async()
+    return int(result or app.return_code or 0)

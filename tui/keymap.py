@@ -1,0 +1,263 @@
+"""The one table of dashboard commands: binding ids, default keys, scopes and help text.
+
+Every key in the dashboard is a ``Binding`` with an ``id`` generated from ``COMMANDS``; the
+footer, the ``?`` help screen, the command palette and keymap overrides from the config
+file all read this same table. ``check_keymap`` validates user overrides (unknown ids,
+empty keys, keys that would clash within one focus chain) before they reach Textual.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from textual.binding import Binding
+from textual.keys import KEY_NAME_REPLACEMENTS
+
+# Scopes: which widget carries the binding. A focus chain is a stack of scopes.
+APP = "app"
+MAIN = "main"
+TABLE = "table"
+PANEL = "panel"
+CONTAINERS = "containers"
+IMAGES = "images"
+UNREACHABLE = "unreachable"
+DIALOG = "dialog"
+CONFIRM = "confirm"
+
+SCOPE_TITLES = {
+    APP: "Everywhere",
+    MAIN: "Panels",
+    TABLE: "Lists",
+    PANEL: "Lists",
+    CONTAINERS: "Containers",
+    IMAGES: "Images",
+    UNREACHABLE: "Engine unreachable",
+    DIALOG: "Dialogs",
+    CONFIRM: "Confirmation",
+}
+
+# Keys Textual or its widgets already use in a scope (bindings without ids).
+RESERVED: dict[str, frozenset[str]] = {
+    APP: frozenset({"ctrl+q", "ctrl+c", "ctrl+p", "tab", "shift+tab"}),
+    TABLE: frozenset(
+        {
+            "enter",
+            "up",
+            "down",
+            "left",
+            "right",
+            "pageup",
+            "pagedown",
+            "home",
+            "end",
+            "ctrl+home",
+            "ctrl+end",
+        }
+    ),
+}
+
+# Scopes that are active together (focused widget first); keys must be unique in each.
+FOCUS_CHAINS: tuple[tuple[str, ...], ...] = (
+    (TABLE, PANEL, CONTAINERS, MAIN, APP),
+    (TABLE, PANEL, IMAGES, MAIN, APP),
+    (UNREACHABLE,),  # modal screens: app bindings other than priority ones do not apply
+    (DIALOG, APP),  # full-screen detail views
+    (DIALOG,),  # modal dialogs (pull, help)
+    (CONFIRM,),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One user command: a binding id, its default keys, and where it applies."""
+
+    id: str
+    keys: str
+    action: str
+    description: str
+    help: str
+    scope: str
+    show: bool = True
+    priority: bool = False
+
+    def binding(self) -> Binding:
+        return Binding(
+            self.keys,
+            self.action,
+            self.description,
+            show=self.show,
+            priority=self.priority,
+            id=self.id,
+            tooltip=self.help,
+        )
+
+
+COMMANDS: tuple[Command, ...] = (
+    # Everywhere
+    Command("app.help", "question_mark", "help", "Help", "Show every key", APP),
+    Command("app.quit", "q", "quit", "Quit", "Quit portside", APP),
+    Command("app.theme", "T", "next_theme", "Theme", "Switch to the next theme", APP, False),
+    Command(
+        "app.refresh",
+        "ctrl+r",
+        "refresh",
+        "Refresh",
+        "Reload everything from the engine",
+        APP,
+        False,
+    ),
+    # Panels
+    Command(
+        "main.containers",
+        "1",
+        "show_panel('containers')",
+        "Containers",
+        "Show the containers panel",
+        MAIN,
+        False,
+    ),
+    Command(
+        "main.images", "2", "show_panel('images')", "Images", "Show the images panel", MAIN, False
+    ),
+    # Lists
+    Command("table.down", "j", "cursor_down", "Down", "Move down", TABLE, False),
+    Command("table.up", "k", "cursor_up", "Up", "Move up", TABLE, False),
+    Command("table.top", "g", "scroll_top", "Top", "Go to the first row", TABLE, False),
+    Command("table.bottom", "G", "scroll_bottom", "Bottom", "Go to the last row", TABLE, False),
+    Command("table.sort", "o", "sort_next", "Sort", "Sort by the next column", TABLE, False),
+    Command(
+        "table.reverse", "O", "sort_reverse", "Reverse", "Reverse the sort order", TABLE, False
+    ),
+    Command("panel.filter", "slash", "filter", "Filter", "Filter the list as you type", PANEL),
+    # Containers
+    Command("container.start", "u", "start", "Start", "Start the container", CONTAINERS),
+    Command("container.stop", "s", "stop", "Stop", "Stop the container", CONTAINERS),
+    Command("container.restart", "r", "restart", "Restart", "Restart the container", CONTAINERS),
+    Command(
+        "container.kill", "K", "kill", "Kill", "Kill the container (asks first)", CONTAINERS, False
+    ),
+    Command(
+        "container.pause",
+        "p",
+        "pause",
+        "Pause",
+        "Pause or unpause the container",
+        CONTAINERS,
+        False,
+    ),
+    Command(
+        "container.remove", "d", "remove", "Remove", "Remove the container (asks first)", CONTAINERS
+    ),
+    Command(
+        "container.inspect", "i", "inspect", "Inspect", "Show the container's JSON", CONTAINERS
+    ),
+    # Images
+    Command("image.pull", "p", "pull", "Pull", "Pull an image, with progress per layer", IMAGES),
+    Command("image.remove", "d", "remove", "Remove", "Remove the image (asks first)", IMAGES),
+    Command("image.inspect", "i", "inspect", "Inspect", "Show the image's JSON", IMAGES),
+    Command("image.history", "h", "history", "History", "Show the image's layers", IMAGES),
+    # Engine unreachable
+    Command(
+        "unreachable.retry", "r", "retry", "Retry now", "Try to reach the engine now", UNREACHABLE
+    ),
+    Command("unreachable.quit", "q", "app.quit", "Quit", "Quit portside", UNREACHABLE),
+    # Dialogs
+    Command("dialog.close", "escape", "close", "Close", "Close this view", DIALOG),
+    Command("confirm.yes", "y", "confirm", "Yes", "Confirm", CONFIRM),
+    Command("confirm.no", "n,escape", "cancel", "No", "Cancel", CONFIRM),
+)
+
+COMMANDS_BY_ID: dict[str, Command] = {command.id: command for command in COMMANDS}
+
+
+def bindings(scope: str) -> list[Binding]:
+    """The ``BINDINGS`` of the widget that owns ``scope``."""
+    return [command.binding() for command in COMMANDS if command.scope == scope]
+
+
+def commands(scope: str) -> list[Command]:
+    return [command for command in COMMANDS if command.scope == scope]
+
+
+def normalize_key(key: str) -> str:
+    """A key as Textual names it: ``?`` -> ``question_mark``, ``/`` -> ``slash``."""
+    key = key.strip()
+    if len(key) != 1 or key.isalnum():
+        return key
+    try:
+        name = unicodedata.name(key).lower().replace("-", "_").replace(" ", "_")
+    except ValueError:
+        return key
+    return KEY_NAME_REPLACEMENTS.get(name, name)
+
+
+def split_keys(keys: str) -> list[str]:
+    return [normalize_key(key) for key in keys.split(",") if key.strip()]
+
+
+def effective_keys(keymap: Mapping[str, str]) -> dict[str, list[str]]:
+    """Binding id -> keys after applying ``keymap`` (validated overrides) to the defaults."""
+    return {command.id: split_keys(keymap.get(command.id, command.keys)) for command in COMMANDS}
+
+
+def _clashes(keys_by_id: Mapping[str, list[str]]) -> list[tuple[str, str, str]]:
+    """(key, id, other) for every key bound twice within one focus chain."""
+    found: list[tuple[str, str, str]] = []
+    for chain in FOCUS_CHAINS:
+        owner: dict[str, str] = {}
+        for scope in chain:
+            for key in RESERVED.get(scope, ()):
+                owner.setdefault(key, f"built-in {key}")
+        for scope in chain:
+            for command in commands(scope):
+                for key in keys_by_id[command.id]:
+                    other = owner.get(key)
+                    if other is not None and other != command.id:
+                        found.append((key, command.id, other))
+                    else:
+                        owner[key] = command.id
+    return found
+
+
+def check_keymap(overrides: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Validate keymap overrides: return the usable ones and one-line problems for the rest.
+
+    An override is dropped when its id is unknown, its keys are empty, or one of its keys is
+    already taken in a focus chain where the binding is active.
+    """
+    problems: list[str] = []
+    accepted: dict[str, str] = {}
+    for binding_id, keys in overrides.items():
+        if binding_id not in COMMANDS_BY_ID:
+            problems.append(
+                f"keymap: unknown binding id {binding_id!r} (the ? help screen lists the ids)"
+            )
+            continue
+        normalized = split_keys(keys)
+        if not normalized:
+            problems.append(f'keymap: {binding_id!r} has no keys; give one like "x" or "ctrl+x"')
+            continue
+        accepted[binding_id] = ",".join(normalized)
+    # Drop overrides one at a time until no clash is left, reporting each.
+    while True:
+        clashes = _clashes(effective_keys(accepted))
+        culprit = next(
+            ((key, bid, other) for key, bid, other in clashes if bid in accepted),
+            None,
+        ) or next(((key, other, bid) for key, bid, other in clashes if other in accepted), None)
+        if culprit is None:
+            break
+        key, bid, other = culprit
+        problems.append(
+            f"keymap: {key!r} for {bid!r} is already used by {other!r}; "
+            f"override ignored, pick another key"
+        )
+        del accepted[bid]
+    return accepted, problems
+
+
+def default_clashes() -> list[tuple[str, str, str]]:
+    """Clashes among the default keys (a test keeps this empty)."""
+    return _clashes(effective_keys({}))

@@ -1,0 +1,205 @@
+"""The dashboard's view of an engine: typed rows built from Docker Engine API answers.
+
+``ContainerRow`` and ``ImageRow`` are immutable snapshots of one list entry
+(``GET /containers/json``, ``GET /images/json``); ``EngineInfo`` is what ``GET /version``
+says about the engine. Nothing here does I/O, so tests and snapshots build rows from
+fixed data exactly as the engine workers build them from live answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tui.humanize import short_id
+
+NONE_TAG = "<none>:<none>"
+
+
+class ApiEntry(Protocol):
+    """A list entry from aiodocker: a dict, or a ``DockerContainer`` (``[]`` and ``in``)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
+def _get(entry: ApiEntry, key: str, default: Any = None) -> Any:
+    if key in entry:
+        value = entry[key]
+        return default if value is None else value
+    return default
+
+
+def format_ports(ports: Iterable[Mapping[str, Any]]) -> str:
+    """Docker's PORTS column: ``0.0.0.0:8080->80/tcp, 443/tcp`` (IPv6 twins folded in)."""
+    seen: set[tuple[Any, ...]] = set()
+    parts: list[tuple[tuple[int, int, str], str]] = []
+    for port in ports:
+        private = int(port.get("PrivatePort") or 0)
+        public = port.get("PublicPort")
+        proto = str(port.get("Type") or "tcp")
+        ip = str(port.get("IP") or "")
+        if public:
+            key: tuple[Any, ...] = (private, int(public), proto)
+            if key in seen:
+                continue  # "::" twin of a 0.0.0.0 binding
+            seen.add(key)
+            host = f"{ip}:" if ip and ip != "::" else ("[::]:" if ip == "::" else "")
+            parts.append(((private, int(public), proto), f"{host}{public}->{private}/{proto}"))
+        else:
+            key = (private, 0, proto)
+            if key in seen:
+                continue
+            seen.add(key)
+            parts.append(((private, 0, proto), f"{private}/{proto}"))
+    parts.sort(key=lambda item: item[0])
+    return ", ".join(text for _, text in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRow:
+    """One container as ``GET /containers/json?all=1`` lists it."""
+
+    id: str
+    name: str
+    image: str
+    image_id: str
+    state: str
+    status: str
+    command: str
+    created: float
+    ports: str
+
+    @classmethod
+    def from_api(cls, entry: ApiEntry) -> ContainerRow:
+        names = _get(entry, "Names", [])
+        name = names[0].lstrip("/") if names else short_id(str(_get(entry, "Id", "")))
+        return cls(
+            id=str(_get(entry, "Id", "")),
+            name=name,
+            image=str(_get(entry, "Image", "")),
+            image_id=str(_get(entry, "ImageID", "")),
+            state=str(_get(entry, "State", "unknown")).lower(),
+            status=str(_get(entry, "Status", "")),
+            command=str(_get(entry, "Command", "")),
+            created=float(_get(entry, "Created", 0) or 0),
+            ports=format_ports(_get(entry, "Ports", [])),
+        )
+
+    @property
+    def search_text(self) -> str:
+        """What the filter-as-you-type box matches against (lower case)."""
+        return " ".join(
+            (
+                self.name,
+                self.image,
+                self.state,
+                self.status,
+                self.command,
+                self.ports,
+                short_id(self.id),
+            )
+        ).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    """One ``repository:tag`` of an image (an untagged image gets one ``<none>`` row)."""
+
+    key: str
+    id: str
+    repository: str
+    tag: str
+    size: int
+    created: float
+    dangling: bool
+
+    @property
+    def reference(self) -> str:
+        """``repository:tag``, or the short id for an untagged image."""
+        if self.dangling:
+            return short_id(self.id)
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def repo_tag(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def search_text(self) -> str:
+        return f"{self.repository}:{self.tag} {short_id(self.id)}".lower()
+
+
+def image_rows(entry: ApiEntry) -> list[ImageRow]:
+    """The rows of one ``GET /images/json`` entry: one per tag, or one ``<none>`` row."""
+    image_id = str(_get(entry, "Id", ""))
+    size = int(_get(entry, "Size", 0) or 0)
+    created = float(_get(entry, "Created", 0) or 0)
+    tags = [t for t in _get(entry, "RepoTags", []) if t and t != NONE_TAG]
+    if tags:
+        rows = []
+        for tag in tags:
+            repository, _, tagname = tag.rpartition(":")
+            if not repository or "/" in tagname:  # "host:5000/repo" without a tag
+                repository, tagname = tag, "<none>"
+            rows.append(
+                ImageRow(f"{image_id}|{tag}", image_id, repository, tagname, size, created, False)
+            )
+        return rows
+    digests = [d for d in _get(entry, "RepoDigests", []) if d and "@" in d]
+    repository = digests[0].partition("@")[0] if digests else "<none>"
+    if repository == "<none>":
+        return [ImageRow(f"{image_id}|", image_id, "<none>", "<none>", size, created, True)]
+    # Pulled by digest and never tagged: docker lists it as "repo <none>", not dangling.
+    return [
+        ImageRow(f"{image_id}|{repository}", image_id, repository, "<none>", size, created, False)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """Who we are talking to, from ``GET /version``."""
+
+    name: str
+    url: str
+    product: str
+    version: str
+    api_version: str
+    os: str
+    arch: str
+
+    @classmethod
+    def from_version(cls, name: str, url: str, version: Mapping[str, Any]) -> EngineInfo:
+        product = "Docker Engine"
+        platform = version.get("Platform") or {}
+        if isinstance(platform, Mapping) and platform.get("Name"):
+            product = str(platform["Name"])
+        for component in version.get("Components") or []:
+            comp_name = str(component.get("Name") or "")
+            if comp_name and comp_name.lower() not in (
+                "engine",
+                "containerd",
+                "runc",
+                "docker-init",
+            ):
+                product = comp_name  # e.g. "Podman Engine", "portside"
+                break
+        return cls(
+            name=name,
+            url=url,
+            product=product,
+            version=str(version.get("Version") or "?"),
+            api_version=str(version.get("ApiVersion") or "?"),
+            os=str(version.get("Os") or ""),
+            arch=str(version.get("Arch") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EngineProblem:
+    """Why the engine cannot be used right now, and what the user can do about it."""
+
+    reason: str
+    hint: str

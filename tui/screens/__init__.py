@@ -1,0 +1,1 @@
+"""Dashboard screens: the main panels, the unreachable-engine screen and the dialogs."""

@@ -1,0 +1,1 @@
+"""Dashboard widgets: header, list panels and their tables, pull progress rows."""

@@ -1,0 +1,246 @@
+"""A DataTable of engine objects that diffs updates, sorts by column and filters as you type.
+
+Subclasses declare ``COLUMNS`` (label, how to draw a cell, how to sort) and feed rows with
+``replace_rows`` / ``merge_rows``. When the visible order is unchanged only changed cells
+are touched; otherwise the table is rebuilt in one go and the cursor stays on the same
+object. Cells are ``rich.text.Text`` (never markup, so names cannot inject styles) with
+colours taken from the current theme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.color import Color, ColorParseError
+from textual.widgets import DataTable
+
+from tui import keymap
+
+RowT = TypeVar("RowT")
+
+STYLE_NAMES = ("success", "warning", "error", "primary", "secondary", "accent", "foreground-muted")
+
+
+@dataclass(frozen=True, slots=True)
+class CellContext:
+    """What cell renderers may depend on besides the row: time, theme styles, extras."""
+
+    now: float
+    styles: Mapping[str, Style]
+    extra: Mapping[str, Any]
+
+    def style(self, name: str) -> Style:
+        return self.styles.get(name, Style())
+
+
+@dataclass(frozen=True, slots=True)
+class Column(Generic[RowT]):
+    """One column: its key, header label, cell renderer and sort key."""
+
+    key: str
+    label: str
+    cell: Callable[[RowT, CellContext], Text]
+    sort_key: Callable[[RowT], Any]
+
+
+def theme_styles(variables: Mapping[str, str]) -> dict[str, Style]:
+    """Rich styles for the named theme colours (unknown or unparsable ones are skipped)."""
+    styles: dict[str, Style] = {}
+    for name in STYLE_NAMES:
+        value = variables.get(name)
+        if not value:
+            continue
+        try:
+            styles[name] = Style(color=Color.parse(value).rich_color)
+        except ColorParseError:
+            continue
+    return styles
+
+
+class ResourceTable(DataTable, Generic[RowT]):
+    """Base of the containers and images tables (see the module docstring)."""
+
+    BINDINGS = keymap.bindings(keymap.TABLE)
+    COLUMNS: ClassVar[list[Column[Any]]] = []
+    DEFAULT_SORT: ClassVar[str] = ""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._rows: dict[str, RowT] = {}
+        self._shown: list[str] = []
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self.filter_text = ""
+        self.sort_column = self.DEFAULT_SORT or self.COLUMNS[0].key
+        self.sort_reverse = False
+        self.extra: dict[str, Any] = {}
+        self._styles: dict[str, Style] = {}
+        self._ready = False
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def row_key(self, row: RowT) -> str:
+        raise NotImplementedError
+
+    def search_text(self, row: RowT) -> str:
+        raise NotImplementedError
+
+    def now(self) -> float:
+        clock: Callable[[], float] = getattr(self.app, "clock", None) or (lambda: 0.0)
+        return clock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._styles = theme_styles(self.app.get_css_variables())
+        self.watch(self.app, "theme", self._theme_changed, init=False)
+        self._add_columns()
+        self._ready = True
+        self.redraw()
+
+    def _theme_changed(self) -> None:
+        self._styles = theme_styles(self.app.get_css_variables())
+        self._cells.clear()
+        self.redraw(rebuild=True)
+
+    def _add_columns(self) -> None:
+        for column in self.COLUMNS:
+            label = Text(column.label, style="bold")
+            if column.key == self.sort_column:
+                label.append(" ▼" if self.sort_reverse else " ▲")
+            self.add_column(label, key=column.key)
+
+    # -- data --------------------------------------------------------------------------
+
+    @property
+    def rows_by_key(self) -> Mapping[str, RowT]:
+        return self._rows
+
+    @property
+    def shown_keys(self) -> list[str]:
+        """Keys of the rows on screen, top to bottom."""
+        return list(self._shown)
+
+    def replace_rows(self, rows: Iterable[RowT]) -> None:
+        """Show exactly ``rows``."""
+        self._rows = {self.row_key(row): row for row in rows}
+        self.redraw()
+
+    def merge_rows(self, rows: Iterable[RowT], removed: Iterable[Hashable] = ()) -> None:
+        """Add or replace ``rows`` and drop the ``removed`` keys."""
+        for key in removed:
+            self._rows.pop(str(key), None)
+        for row in rows:
+            self._rows[self.row_key(row)] = row
+        self.redraw()
+
+    def set_filter(self, text: str) -> None:
+        if text != self.filter_text:
+            self.filter_text = text
+            self.redraw()
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self._shown or not 0 <= self.cursor_row < len(self._shown):
+            return None
+        return self._shown[self.cursor_row]
+
+    @property
+    def selected(self) -> RowT | None:
+        key = self.selected_key
+        return self._rows.get(key) if key is not None else None
+
+    def select_key(self, key: str) -> bool:
+        """Put the cursor on the row with ``key``; False if it is not shown."""
+        try:
+            index = self._shown.index(key)
+        except ValueError:
+            return False
+        self.move_cursor(row=index)
+        return True
+
+    # -- drawing -----------------------------------------------------------------------
+
+    def _visible(self) -> list[str]:
+        terms = self.filter_text.lower().split()
+        rows = [
+            (key, row)
+            for key, row in self._rows.items()
+            if all(term in self.search_text(row) for term in terms)
+        ]
+        column = next((c for c in self.COLUMNS if c.key == self.sort_column), self.COLUMNS[0])
+        rows.sort(key=lambda item: (column.sort_key(item[1]), item[0]), reverse=self.sort_reverse)
+        return [key for key, _ in rows]
+
+    def redraw(self, *, rebuild: bool = False) -> None:
+        """Bring the table in line with the rows, filter and sort order."""
+        if not self._ready:
+            return
+        context = CellContext(self.now(), self._styles, self.extra)
+        visible = self._visible()
+        cells = {key: self._render_row(self._rows[key], context) for key in visible}
+        if not rebuild and visible == self._shown:
+            columns = [c.key for c in self.COLUMNS]
+            for key in visible:
+                old = self._cells.get(key)
+                new = cells[key]
+                if old == new:
+                    continue
+                for index, value in enumerate(new):
+                    if old is None or old[index] != value:
+                        column = self.columns[columns[index]]  # type: ignore[index]
+                        wider = value.cell_len > column.content_width
+                        self.update_cell(key, columns[index], value, update_width=wider)
+            self._cells = cells
+            return
+        selected = self.selected_key
+        cursor = self.cursor_row
+        self.clear(columns=rebuild)
+        if rebuild:
+            self._add_columns()
+        self.add_rows_with_keys(visible, cells)
+        self._shown = visible
+        self._cells = cells
+        if visible:
+            if selected in cells:
+                self.move_cursor(row=visible.index(selected), animate=False)
+            else:
+                self.move_cursor(row=min(max(cursor, 0), len(visible) - 1), animate=False)
+
+    def add_rows_with_keys(self, keys: list[str], cells: Mapping[str, tuple[Text, ...]]) -> None:
+        for key in keys:
+            self.add_row(*cells[key], key=key)
+
+    def _render_row(self, row: RowT, context: CellContext) -> tuple[Text, ...]:
+        return tuple(column.cell(row, context) for column in self.COLUMNS)
+
+    # -- actions -----------------------------------------------------------------------
+
+    def action_sort_next(self) -> None:
+        keys = [c.key for c in self.COLUMNS]
+        index = keys.index(self.sort_column) if self.sort_column in keys else -1
+        self.sort_column = keys[(index + 1) % len(keys)]
+        self.redraw(rebuild=True)
+        self.notify(f"Sorted by {self._label(self.sort_column)}", timeout=2)
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self.redraw(rebuild=True)
+
+    def sort_by(self, column_key: str) -> None:
+        """Sort by ``column_key``; sorting by the current column again reverses the order."""
+        if column_key == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column_key, False
+        self.redraw(rebuild=True)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(str(event.column_key.value))
+
+    def _label(self, key: str) -> str:
+        return next((c.label for c in self.COLUMNS if c.key == key), key)
