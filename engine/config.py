@@ -25,6 +25,8 @@ class EngineConfig:
     registry_mirrors: list[str] = field(default_factory=list)
     # Extra certs.d directories searched before /etc/docker/certs.d (HOST[:PORT]/ca.crt ...).
     certs_dirs: list[Path] = field(default_factory=list)
+    # Docker's own certs.d convention, read too (tests set it empty to stay self-contained).
+    system_certs_dirs: list[Path] = field(default_factory=lambda: [Path("/etc/docker/certs.d")])
     docker_config: Path = field(default_factory=docker_config_dir)
     max_concurrent_downloads: int = 4
     snapshotter: str | None = None  # "overlay" | "copy" | None for auto-detect
@@ -38,7 +40,7 @@ class EngineConfig:
         return self.root / "certs.d"
 
     def all_certs_dirs(self) -> list[Path]:
-        return [*self.certs_dirs, self.own_certs_dir, Path("/etc/docker/certs.d")]
+        return [*self.certs_dirs, self.own_certs_dir, *self.system_certs_dirs]
 
 
 def load_config(path: Path | None = None, **overrides: object) -> EngineConfig:
@@ -74,12 +76,12 @@ def load_config(path: Path | None = None, **overrides: object) -> EngineConfig:
 
 
 def _coerce_item(key: str, value: object) -> object:
-    return Path(str(value)) if key == "certs_dirs" else value
+    return Path(str(value)) if key in ("certs_dirs", "system_certs_dirs") else value
 
 
 def _coerce(key: str, value: object) -> object:
     if key in ("root", "docker_config"):
         return Path(str(value))
-    if key == "certs_dirs" and isinstance(value, list):
+    if key in ("certs_dirs", "system_certs_dirs") and isinstance(value, list):
         return [Path(str(v)) for v in value]
     return value

@@ -83,7 +83,7 @@ def make_config(tmp: Path, **kw: Any) -> EngineConfig:
     docker = tmp / "docker-config"
     docker.mkdir(parents=True, exist_ok=True)
     kw.setdefault("insecure_registries", [])
-    return EngineConfig(root=tmp / "root", docker_config=docker, **kw)
+    return EngineConfig(root=tmp / "root", docker_config=docker, system_certs_dirs=[], **kw)
 
 
 def layout_blob(image: BuiltImage, digest: str) -> bytes:

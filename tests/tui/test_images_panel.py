@@ -71,7 +71,7 @@ async def test_history_and_inspect(dockerd: Any, busybox: str, scratch: str) -> 
     app = dashboard(dockerd.host)
     async with app.run_test(size=(120, 30)) as pilot:
         await open_images(pilot, app)
-        await select(pilot, app, busybox.rsplit("/", 1)[-1], f"{busy_id}|{busybox}")
+        await select(pilot, app, busybox, f"{busy_id}|{busybox}")
         await pilot.press("h")
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), "history screen")
         screen = app.screen
@@ -115,9 +115,11 @@ async def test_remove_tag_asks_first(dockerd: Any, busybox: str, scratch: str) -
 async def test_pull_dialog_shows_layers(
     dockerd: Any, registry: Any, test_images: dict[str, Any], scratch: str
 ) -> None:
-    # A repository no other test uses, so the pull is never "Image is up to date".
-    layout = test_images["test/layered-docker:1"].skopeo_source
-    ref = await asyncio.to_thread(registry.push, layout, f"{scratch}/layered:1")
+    # A repository no other test uses, so the pull is never "Image is up to date"; and the
+    # image itself must be absent (dockerd skips the layers of an image it already has).
+    image = test_images["test/layered-docker:1"]
+    ref = await asyncio.to_thread(registry.push, image.skopeo_source, f"{scratch}/layered:1")
+    await cli(dockerd, "rmi", "-f", image.config_digest, check=False)
     app = dashboard(dockerd.host)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
