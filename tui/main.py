@@ -17,6 +17,10 @@ from collections.abc import Awaitable, Callable
 import aiodocker
 
 from tui.cli import images as image_verbs
+from tui.cli import login as login_verbs
+from tui.cli import registry as registry_verbs
+from tui.cli import scan as scan_verbs
+from tui.cli.dockerconfig import CredentialError
 from tui.cli.images import VerbError
 from tui.client import EngineOptions, EngineSelectionError, connect
 
@@ -96,6 +100,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--format", help="Go-template subset: {{.Id}} {{json .Config}}")
     _engine_options(p, top=False)
     p.set_defaults(func=image_verbs.inspect)
+
+    p = sub.add_parser("push", help="push an image to a registry")
+    p.add_argument("ref")
+    p.add_argument("-a", "--all-tags", action="store_true", help="push every local tag")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the pushed name")
+    _engine_options(p, top=False)
+    p.set_defaults(func=registry_verbs.push)
+
+    p = sub.add_parser("login", help="log in to a registry (credentials stored like docker's)")
+    p.add_argument("server", nargs="?", help="registry HOST[:PORT] (default: Docker Hub)")
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password", help="insecure: prefer --password-stdin")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _engine_options(p, top=False)
+    p.set_defaults(func=login_verbs.login)
+
+    p = sub.add_parser("logout", help="remove the stored credentials of a registry")
+    p.add_argument("server", nargs="?", help="registry HOST[:PORT] (default: Docker Hub)")
+    _engine_options(p, top=False)  # accepted for symmetry; logout needs no engine
+    p.set_defaults(func=login_verbs.logout, offline=True)
+
+    p = sub.add_parser("scan", help="scan a local image: packages, risky settings, CVEs")
+    p.add_argument("image")
+    p.add_argument("--json", action="store_true", help="the whole report as JSON")
+    p.add_argument("--no-external", action="store_true", help="do not run trivy or grype")
+    _engine_options(p, top=False)
+    p.set_defaults(func=scan_verbs.scan)
+
+    reg = sub.add_parser("registry", help="browse and manage registries (portside engines)")
+    rsub = reg.add_subparsers(dest="registry_verb", metavar="COMMAND", required=True)
+    p = rsub.add_parser("ls", help="list the repositories of a registry")
+    p.add_argument("registry", metavar="HOST[:PORT]")
+    p.add_argument("--json", action="store_true")
+    _engine_options(p, top=False)
+    p.set_defaults(func=registry_verbs.registry_ls)
+    p = rsub.add_parser("tags", help="list the tags of a repository")
+    p.add_argument("repository", metavar="[HOST/]REPOSITORY")
+    p.add_argument("--json", action="store_true")
+    _engine_options(p, top=False)
+    p.set_defaults(func=registry_verbs.registry_tags)
+    p = rsub.add_parser("inspect", help="show what a reference points at in its registry")
+    p.add_argument("ref", metavar="NAME[:TAG|@DIGEST]")
+    _engine_options(p, top=False)
+    p.set_defaults(func=registry_verbs.registry_inspect)
+    p = rsub.add_parser("rm", help="delete tags or manifests from their registry")
+    p.add_argument("refs", nargs="+", metavar="NAME:TAG|NAME@DIGEST")
+    _engine_options(p, top=False)
+    p.set_defaults(func=registry_verbs.registry_rm)
     return parser
 
 
@@ -110,6 +162,8 @@ def _options(args: argparse.Namespace) -> EngineOptions:
 
 
 async def _run_verb(func: Verb, args: argparse.Namespace) -> int:
+    if getattr(args, "offline", False):  # verbs that need no engine (logout)
+        return await func(None, args)  # type: ignore[arg-type]
     async with connect(_options(args)) as (docker, _name):
         return await func(docker, args)
 
@@ -142,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     except VerbError as err:
         print(err, file=sys.stderr)
         return err.code
+    except CredentialError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
     except aiodocker.DockerError as err:
         print(f"Error response from daemon: {err.message}", file=sys.stderr)
         return 1

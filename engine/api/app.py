@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from engine.api import build, containers, events, images, system
+from engine.api import auth, build, containers, events, images, registry, system
 from engine.api.base import (
     API_VERSION,
     ENGINE,
@@ -128,5 +128,7 @@ def create_app(engine: Engine) -> web.Application:
     containers.register(routes)
     events.register(routes)
     build.register(routes)
+    auth.register(routes)
+    registry.register(routes)
     install_routes(app, routes)
     return app

@@ -1,4 +1,5 @@
-"""Image endpoints: list, pull (``/images/create``), inspect, history, tag, remove, prune.
+"""Image endpoints: list, pull (``/images/create``), inspect, history, tag, remove, prune;
+push is routed here and implemented in ``engine.api.push``.
 
 Image names in paths may contain slashes and colons (``/images/127.0.0.1:5000/a/b:1/json``);
 routes use dockerd's greedy ``{name:.+}`` patterns, registered after the literal paths.
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from engine.api.base import NotImplementedYet, Routes, engine_of, json_reply
 from engine.api.params import query_bool, query_filters, query_str
+from engine.api.push import push_image
 from engine.api.streams import (
     SHUTDOWN,
     JsonStream,
@@ -203,4 +205,5 @@ def register(routes: Routes) -> None:
     routes.get("/images/{name:.+}/json", inspect_image)
     routes.get("/images/{name:.+}/history", image_history)
     routes.post("/images/{name:.+}/tag", tag_image)
+    routes.post("/images/{name:.+}/push", push_image)
     routes.delete("/images/{name:.+}", remove_image)

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiodocker
 
+from tui.cli import dockerconfig
 from tui.cli.output import table
 from tui.cli.progress import ProgressPrinter
 from tui.humanize import human_age, human_size, short_id
@@ -42,7 +43,10 @@ async def pull(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
         print(f"Using default tag: {tag}")
     printer = ProgressPrinter()
     failed: str | None = None
-    stream = docker.images.pull(image, tag=tag, platform=args.platform or None, stream=True)
+    name, auth = await dockerconfig.request_auth(image)  # the user's login, like docker
+    stream = docker.images.pull(
+        name, tag=tag, auth=auth, platform=args.platform or None, stream=True
+    )
     async for msg in stream:
         if "error" in msg or "errorDetail" in msg:
             failed = (msg.get("errorDetail") or {}).get("message") or msg.get("error")
