@@ -260,3 +260,19 @@ async def test_token_auth_anonymous_and_user(tmp_path, registry_token, pushed_im
         assert len(await eng.images.list_images()) == 1  # same content, one image
     finally:
         await eng.close()
+
+
+def test_cli_registry_mirror_resolves_docker_hub_names(tmp_path, registry, test_images):
+    """``busybox:1`` means docker.io/library/busybox:1, fetched through the mirror."""
+    registry.push(test_images["test/busybox:1"].skopeo_source, "library/busybox:mirrored")
+    env = {
+        "DOCKER_CONFIG": str(tmp_path / "dc"),
+        "PORTSIDE_CONFIG": str(tmp_path / "none"),
+        "PORTSIDE_ROOT": str(tmp_path / "root"),  # the root comes from the environment
+    }
+    pulled = portside("pull", "--registry-mirror", registry.url, "busybox:mirrored", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.strip().endswith("docker.io/library/busybox:mirrored")
+    listed = portside("images", "--root", str(tmp_path / "root"), env=env)
+    assert "busybox" in listed.stdout.splitlines()[1].split()[0]
+    assert (tmp_path / "root" / "metadata.db").is_file()
