@@ -161,9 +161,7 @@ def make_config(tmp_path: Path, **kw: Any) -> EngineConfig:
     docker = tmp_path / "docker-config"
     docker.mkdir(exist_ok=True)
     kw.setdefault("insecure_registries", ["127.0.0.0/8"])
-    return EngineConfig(
-        root=tmp_path / "root", docker_config=docker, system_certs_dirs=[], **kw
-    )
+    return EngineConfig(root=tmp_path / "root", docker_config=docker, system_certs_dirs=[], **kw)
 
 
 def ref(reg: HostileRegistry, name: str = "evil/image:1") -> Reference:
