@@ -161,7 +161,10 @@ def test_cli_pull_images_inspect_rmi(tmp_path, pushed_images):
 def test_sigkilled_pull_leaves_store_consistent(tmp_path, big_image):
     """SIGKILL a pull mid-download: no partial image; the next pull completes it."""
     root = tmp_path / "root"
-    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "dc")}
+    # The killed engine cannot remove its private socket dir: keep it inside tmp_path.
+    runtime_dir = tmp_path / "run"
+    runtime_dir.mkdir(mode=0o700)
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "dc"), "XDG_RUNTIME_DIR": str(runtime_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.main", "pull", "--root", str(root), big_image],
         stdout=subprocess.PIPE,
