@@ -1,0 +1,253 @@
+"""Container lifecycle with real crun and runc: create, start, exit codes, stop, kill,
+restart, pause, rename, wait conditions, remove, --rm, persisted states."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from engine.errors import Conflict, InvalidArgument, NotFound
+from tests.fixtures.containers import Harness, open_harness, prepare_root
+
+RUNTIMES = ["crun", "runc"]
+
+
+@pytest.fixture(scope="session")
+def run_root(tmp_path_factory: pytest.TempPathFactory, pushed_images: dict[str, str]) -> Path:
+    root = tmp_path_factory.mktemp("run") / "root"
+    prepare_root(root, [pushed_images["test/busybox:1"]])
+    return root
+
+
+@pytest.fixture
+def busybox(pushed_images: dict[str, str]) -> str:
+    return pushed_images["test/busybox:1"]
+
+
+@pytest.fixture(params=RUNTIMES)
+async def h(request: pytest.FixtureRequest, run_root: Path):
+    async with open_harness(run_root, request.param) as harness:
+        yield harness
+
+
+async def test_exit_code_and_output(h: Harness, busybox: str) -> None:
+    cid = await h.create(busybox, ["sh", "-c", "echo hello; echo oops >&2; exit 3"])
+    info = await h.containers.inspect(cid)
+    assert info["State"]["Status"] == "created"
+    waiter = h.containers.waiter(cid, "next-exit")
+    assert await h.containers.start(cid) is True
+    assert (await waiter)["StatusCode"] == 3
+    info = await h.containers.inspect(cid)
+    assert info["State"]["Status"] == "exited"
+    assert info["State"]["ExitCode"] == 3
+    assert info["HostConfig"]["Runtime"] == h.runtime
+    assert await h.output(cid) == "hello\noops\n"
+    lines = [json.loads(ln) for ln in Path(info["LogPath"]).read_text().splitlines()]
+    assert [(e["stream"], e["log"]) for e in lines] == [("stdout", "hello\n"), ("stderr", "oops\n")]
+    assert all(e["time"].endswith("Z") for e in lines)
+
+
+async def test_state_persisted_on_disk(h: Harness, busybox: str) -> None:
+    cid = await h.run(busybox, ["sleep", "60"])
+    record = json.loads((h.engine.config.root / "containers" / cid / "container.json").read_text())
+    assert record["State"]["Status"] == "running"
+    assert record["State"]["Pid"] > 0
+    await h.containers.kill(cid)
+    record = json.loads((h.engine.config.root / "containers" / cid / "container.json").read_text())
+    assert record["State"]["Status"] == "exited"
+    assert record["State"]["ExitCode"] == 137
+
+
+async def test_stop_sends_signal_then_kill(h: Harness, busybox: str) -> None:
+    # sh as pid 1 ignores SIGTERM without a handler: stop must fall back to SIGKILL
+    cid = await h.run(busybox, ["sh", "-c", "sleep 1000"])
+    assert await h.containers.stop(cid, timeout=1) is True
+    info = await h.containers.inspect(cid)
+    assert info["State"]["ExitCode"] == 137
+    assert await h.containers.stop(cid) is False  # not modified
+    # a trap makes SIGTERM a clean exit
+    cid2 = await h.run(busybox, ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
+    await asyncio.sleep(0.3)
+    await h.containers.stop(cid2, timeout=20)
+    assert (await h.containers.inspect(cid2))["State"]["ExitCode"] == 42
+
+
+async def test_stop_signal_option(h: Harness, busybox: str) -> None:
+    cid = await h.run(
+        busybox,
+        ["sh", "-c", "trap 'exit 7' USR1; while true; do sleep 0.1; done"],
+        StopSignal="SIGUSR1",
+    )
+    await asyncio.sleep(0.3)
+    await h.containers.stop(cid, timeout=20)
+    assert (await h.containers.inspect(cid))["State"]["ExitCode"] == 7
+
+
+async def test_kill_any_signal(h: Harness, busybox: str) -> None:
+    cid = await h.run(
+        busybox, ["sh", "-c", "trap 'echo got-hup' HUP; while true; do sleep 0.1; done"]
+    )
+    await asyncio.sleep(0.3)
+    await h.containers.kill(cid, "HUP")
+    for _ in range(100):
+        if "got-hup" in await h.output(cid):
+            break
+        await asyncio.sleep(0.1)
+    assert "got-hup" in await h.output(cid)
+    assert (await h.containers.inspect(cid))["State"]["Running"] is True
+    await h.containers.kill(cid, signal.SIGKILL)
+    assert (await h.containers.inspect(cid))["State"]["ExitCode"] == 137
+    with pytest.raises(Conflict):
+        await h.containers.kill(cid)
+    with pytest.raises(InvalidArgument):
+        await h.containers.kill(cid, "SIGNOPE")
+
+
+async def test_restart_and_pause(h: Harness, busybox: str) -> None:
+    cid = await h.run(busybox, ["sleep", "1000"])
+    pid1 = (await h.containers.inspect(cid))["State"]["Pid"]
+    await h.containers.pause(cid)
+    info = await h.containers.inspect(cid)
+    assert info["State"]["Status"] == "paused" and info["State"]["Paused"] is True
+    assert (
+        Path(f"/proc/{pid1}/status").read_text().count("State:\tD")
+        + Path(f"/proc/{pid1}/status").read_text().count("State:\tS")
+        == 1
+    )
+    with pytest.raises(Conflict):
+        await h.containers.pause(cid)
+    with pytest.raises(Conflict):
+        await h.containers.start(cid)
+    await h.containers.unpause(cid)
+    with pytest.raises(Conflict):
+        await h.containers.unpause(cid)
+    await h.containers.restart(cid, timeout=0)
+    info = await h.containers.inspect(cid)
+    assert info["State"]["Running"] is True
+    assert info["State"]["Pid"] != pid1
+
+
+async def test_rename(h: Harness, busybox: str) -> None:
+    cid = await h.create(busybox, ["true"], name="first-name")
+    other = await h.create(busybox, ["true"], name="second-name")
+    await h.containers.rename("first-name", "renamed")
+    assert (await h.containers.inspect("renamed"))["Id"] == cid
+    with pytest.raises(NotFound):
+        await h.containers.inspect("first-name")
+    with pytest.raises(Conflict):
+        await h.containers.rename(cid, "second-name")
+    with pytest.raises(Conflict):
+        await h.create(busybox, ["true"], name="renamed")
+    with pytest.raises(InvalidArgument):
+        await h.containers.rename(other, "bad name!")
+
+
+async def test_wait_conditions(h: Harness, busybox: str) -> None:
+    cid = await h.create(busybox, ["sh", "-c", "exit 5"])
+    # not-running on a created container answers at once
+    assert (await h.containers.wait(cid, "not-running"))["StatusCode"] == 0
+    next_exit = h.containers.waiter(cid, "next-exit")
+    removed = h.containers.waiter(cid, "removed")
+    await h.containers.start(cid)
+    assert (await next_exit)["StatusCode"] == 5
+    assert not removed.done()
+    await h.containers.remove(cid)
+    assert (await removed)["StatusCode"] == 5
+    with pytest.raises(InvalidArgument):
+        h.containers.waiter(cid, "whenever")
+
+
+async def test_remove_running_needs_force(h: Harness, busybox: str) -> None:
+    cid = await h.run(busybox, ["sleep", "1000"])
+    with pytest.raises(Conflict, match="Stop the container"):
+        await h.containers.remove(cid)
+    await h.containers.remove(cid, force=True)
+    assert not (h.engine.config.root / "containers" / cid).exists()
+    with pytest.raises(NotFound):
+        await h.containers.inspect(cid)
+    assert await h.containers.list_containers(all=True, filters={"id": [cid]}) == []
+
+
+async def test_auto_remove(h: Harness, busybox: str) -> None:
+    cid = await h.create(busybox, ["sh", "-c", "exit 2"], HostConfig={"AutoRemove": True})
+    removed = h.containers.waiter(cid, "removed")
+    await h.containers.start(cid)
+    assert (await removed)["StatusCode"] == 2
+    assert not (h.engine.config.root / "containers" / cid).exists()
+
+
+async def test_list_and_filters(h: Harness, busybox: str) -> None:
+    running = await h.run(busybox, ["sleep", "1000"], Labels={"team": "a"})
+    stopped = await h.create(busybox, ["true"], Labels={"team": "b"})
+    ids = [c["Id"] for c in await h.containers.list_containers()]
+    assert running in ids and stopped not in ids
+    every = {c["Id"]: c for c in await h.containers.list_containers(all=True)}
+    assert every[stopped]["State"] == "created" and every[stopped]["Status"] == "Created"
+    assert every[running]["Status"].startswith("Up ")
+    assert every[running]["Command"] == "sleep 1000"
+    labelled = await h.containers.list_containers(all=True, filters={"label": ["team=b"]})
+    assert [c["Id"] for c in labelled] == [stopped]
+    by_status = await h.containers.list_containers(all=True, filters={"status": ["created"]})
+    assert stopped in [c["Id"] for c in by_status] and running not in [c["Id"] for c in by_status]
+
+
+async def test_start_failure_reports_runtime_error(h: Harness, busybox: str) -> None:
+    cid = await h.create(busybox, ["/no/such/binary"])
+    with pytest.raises(Exception) as info:
+        await h.containers.start(cid)
+    err = info.value
+    assert getattr(err, "exit_code", None) == 127
+    assert "no/such/binary" in str(err)
+    state = (await h.containers.inspect(cid))["State"]
+    assert state["ExitCode"] == 127 and "no/such/binary" in state["Error"]
+    assert state["Running"] is False
+
+
+async def test_create_errors(h: Harness, busybox: str) -> None:
+    with pytest.raises(NotFound, match="No such image"):
+        await h.create("127.0.0.1:1/none/such:1", ["true"])
+    with pytest.raises(InvalidArgument, match="Minimum memory"):
+        await h.create(busybox, ["true"], HostConfig={"Memory": 1024})
+    with pytest.raises(InvalidArgument, match="restart"):
+        await h.create(busybox, ["true"], HostConfig={"RestartPolicy": {"Name": "sometimes"}})
+    with pytest.raises(InvalidArgument, match="--restart and --rm"):
+        await h.create(
+            busybox, ["true"], HostConfig={"AutoRemove": True, "RestartPolicy": {"Name": "always"}}
+        )
+    with pytest.raises(InvalidArgument, match="bridge"):
+        await h.create(busybox, ["true"], HostConfig={"NetworkMode": "bridge"})
+    with pytest.raises(InvalidArgument, match="absolute"):
+        await h.create(busybox, ["true"], WorkingDir="relative/dir")
+    assert await h.containers.list_containers(all=True, filters={"ancestor": [busybox]}) == []
+
+
+def _status_field(pid: int, key: str) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{key} not in /proc/{pid}/status")
+
+
+async def test_monitor_process(h: Harness, busybox: str) -> None:
+    import os
+
+    cid = await h.run(busybox, ["sleep", "1000"])
+    rec = h.containers._records[cid]
+    monitor, init = rec.MonitorPid, rec.State.Pid
+    # detached: not our child, its own session, a subreaper whose child is the container init
+    assert int(_status_field(monitor, "PPid")) != os.getpid()
+    assert os.getsid(monitor) != os.getsid(0)
+    assert int(_status_field(init, "PPid")) == monitor
+    # small: the monitor stays well under 15 MB resident
+    rss_kb = int(_status_field(monitor, "VmRSS").split()[0])
+    assert rss_kb < 15 * 1024, rss_kb
+    # the container's process starts with default signal dispositions and no blocked signals
+    assert int(_status_field(init, "SigIgn"), 16) == 0
+    assert int(_status_field(init, "SigBlk"), 16) == 0
+    # only what it needs open: no engine fds leaked into the monitor
+    names = {os.readlink(f"/proc/{monitor}/fd/{n}") for n in os.listdir(f"/proc/{monitor}/fd")}
+    assert not any(n.endswith((".db", ".db-wal", "metadata.db")) for n in names), names
