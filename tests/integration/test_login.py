@@ -1,8 +1,9 @@
-"""``login`` / ``logout`` against the real registries (htpasswd over TLS, token auth).
+"""Verifying logins against the real registries, and pulls using stored credentials.
 
-Credentials are verified by the registry before anything is stored; they land in a
-temporary Docker config dir (``config.json`` mode 0600) or in a real credential-helper
-program following the ``docker-credential-*`` protocol, and later pulls find them there.
+``check_login`` is what ``POST /auth`` runs (Basic over TLS, and the token flow); storing
+credentials is the client's job (tests/integration/test_cli_registry.py covers the CLI's
+store). Here the engine finds what a client stored: ``config.json`` ``auths`` or a real
+credential-helper program following the ``docker-credential-*`` protocol.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import base64
 import json
 import logging
 import os
-import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from engine.engine import Engine
-from engine.errors import InvalidArgument, RegistryError, Unauthorized
+from engine.errors import InvalidArgument, Unauthorized
 from engine.registry import AuthConfig
-from engine.registry.login import login, logout, registry_host
+from engine.registry.login import registry_host
 from tests.fixtures.engine import engine_config
 from tests.fixtures.registry import RegistryFixture
 
@@ -85,72 +85,60 @@ def config_json(engine: Engine) -> Path:
     return engine.config.docker_config / "config.json"
 
 
-async def test_basic_login_stores_0600_and_pulls_use_it(
+def _store_auth(engine: Engine, reg: RegistryFixture) -> None:
+    """What ``docker login`` / ``portside login`` leave behind: an ``auths`` entry."""
+    token = base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
+    config_json(engine).write_text(json.dumps({"auths": {reg.host: {"auth": token}}}))
+
+
+async def test_basic_login_is_verified_and_stored_credentials_are_used(
     tls_engine: Engine,
     registry_tls: RegistryFixture,
     pushed_images_tls: dict[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    path = config_json(tls_engine)
-    path.write_text(json.dumps({"psFormat": "table {{.ID}}", "auths": {"other.example": {}}}))
     ref = pushed_images_tls["test/busybox:1"]
     with pytest.raises(Unauthorized):
         await tls_engine.images.pull(ref)
-
-    message = await login(
-        tls_engine.config,
-        f"https://{registry_tls.host}/v2/",
-        alice(registry_tls),
-        client=tls_engine.registry,
-    )
-    assert message == "Login Succeeded"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    data = json.loads(path.read_text())
-    assert data["psFormat"] == "table {{.ID}}" and "other.example" in data["auths"]
-    stored = base64.b64decode(data["auths"][registry_tls.host]["auth"]).decode()
-    assert stored == f"alice:{registry_tls.password}"
+    await tls_engine.registry.check_login(registry_tls.host, alice(registry_tls))
+    _store_auth(tls_engine, registry_tls)
+    tls_engine.registry.forget_credentials(registry_tls.host)
     assert await tls_engine.images.pull(ref)  # found the stored credentials
-
-    assert await logout(tls_engine.config, registry_tls.host, client=tls_engine.registry) == (
-        f"Removing login credentials for {registry_tls.host}"
-    )
-    assert registry_tls.host not in json.loads(path.read_text())["auths"]
-    assert await logout(tls_engine.config, registry_tls.host) == (
-        f"Not logged in to {registry_tls.host}"
-    )
     assert registry_tls.password not in caplog.text
 
 
-async def test_wrong_password_is_refused_and_nothing_stored(
+async def test_wrong_password_is_refused(
     tls_engine: Engine, registry_tls: RegistryFixture, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with pytest.raises(Unauthorized) as info:
-        await login(tls_engine.config, registry_tls.host, alice(registry_tls, "wrong-secret-42"))
+        await tls_engine.registry.check_login(
+            registry_tls.host, alice(registry_tls, "wrong-secret-42")
+        )
     text = str(info.value)
     assert text.startswith(f"wrong credentials for {registry_tls.host}") and "\n" not in text
     assert "wrong-secret-42" not in text and "wrong-secret-42" not in caplog.text
-    assert not config_json(tls_engine).exists()
 
 
 async def test_token_login_success_and_failure(
     token_engine: Engine, registry_token: RegistryFixture, pushed_images_token: dict[str, str]
 ) -> None:
     before = len(registry_token.token_requests)
-    assert await login(token_engine.config, registry_token.host, alice(registry_token)) == (
-        "Login Succeeded"
-    )
+    await token_engine.registry.check_login(registry_token.host, alice(registry_token))
     assert any(r.user == "alice" for r in registry_token.token_requests[before:])
     with pytest.raises(Unauthorized) as info:
-        await login(token_engine.config, registry_token.host, alice(registry_token, "nope-nope"))
+        await token_engine.registry.check_login(
+            registry_token.host, alice(registry_token, "nope-nope")
+        )
     assert "token server refused" in str(info.value)
     assert registry_token.token_rejections[-1].user == "alice"
-    # The stored login lets a private image be pulled without passing credentials.
+    # A stored login lets a private image be pulled without passing credentials.
+    _store_auth(token_engine, registry_token)
     assert await token_engine.images.pull(pushed_images_token["test/busybox:1"])
 
 
-async def test_credential_helper_stores_instead_of_config_json(
+async def test_pulls_use_a_credential_helper(
     tls_engine: Engine,
     registry_tls: RegistryFixture,
     pushed_images_tls: dict[str, str],
@@ -163,33 +151,18 @@ async def test_credential_helper_stores_instead_of_config_json(
     helper.write_text(HELPER.format(python=sys.executable))
     helper.chmod(0o755)
     store = tmp_path / "helper-store.json"
+    store.write_text(
+        json.dumps({registry_tls.host: {"Username": "alice", "Secret": registry_tls.password}})
+    )
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     monkeypatch.setenv("PORTSIDE_TEST_CRED_FILE", str(store))
     config_json(tls_engine).write_text(json.dumps({"credsStore": "portsidetest"}))
-
-    await login(tls_engine.config, registry_tls.host, alice(registry_tls))
-    saved = json.loads(store.read_text())
-    assert saved == {registry_tls.host: {"Username": "alice", "Secret": registry_tls.password}}
-    assert registry_tls.password not in config_json(tls_engine).read_text()
     assert await tls_engine.images.pull(pushed_images_tls["test/busybox:1"])
 
-    message = await logout(tls_engine.config, registry_tls.host)
-    assert message == f"Removing login credentials for {registry_tls.host}"
-    assert json.loads(store.read_text()) == {}
 
-
-async def test_bad_addresses_and_missing_helper(
-    tls_engine: Engine, registry_tls: RegistryFixture
-) -> None:
+def test_registry_addresses() -> None:
     assert registry_host(None) == "docker.io"
     assert registry_host("https://index.docker.io/v1/") == "docker.io"
     assert registry_host("http://127.0.0.1:5000/v2/") == "127.0.0.1:5000"
     with pytest.raises(InvalidArgument):
         registry_host("bad host!")
-    with pytest.raises(InvalidArgument) as info:
-        await login(tls_engine.config, registry_tls.host, AuthConfig(username="alice"))
-    assert "--password-stdin" in str(info.value)
-    config_json(tls_engine).write_text(json.dumps({"credsStore": "portside-absent-helper"}))
-    with pytest.raises(RegistryError) as missing:
-        await login(tls_engine.config, registry_tls.host, alice(registry_tls))
-    assert "docker-credential-portside-absent-helper is not on PATH" in str(missing.value)
