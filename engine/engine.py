@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import EngineConfig
+from engine.containers import ContainerService
 from engine.events import EventBus
 from engine.images import ImageService
 from engine.pull import Puller
@@ -26,6 +27,7 @@ from engine.store.content import ContentStore
 from engine.store.gc import GarbageCollector
 from engine.store.metadata import Metadata
 from engine.store.snapshots import Snapshotter, open_snapshotter
+from engine.volumes import VolumeService
 
 VERSION = "0.1.0"
 
@@ -58,6 +60,8 @@ class Engine:
         images: ImageService,
         events: EventBus,
         pusher: Pusher,
+        volumes: VolumeService,
+        containers: ContainerService,
     ) -> None:
         self.config = config
         self.content = content
@@ -68,6 +72,8 @@ class Engine:
         self.images = images
         self.events = events
         self.pusher = pusher
+        self.volumes = volumes
+        self.containers = containers
         self.browser = RegistryBrowser(registry)
         self.scanner = Scanner(images, content)
         self.id = _engine_id(config.root)
@@ -101,9 +107,15 @@ class Engine:
         pusher = Pusher(
             registry=registry, content=content, metadata=metadata, state_dir=root / "push-uploads"
         )
+        volumes = VolumeService(root)
+        containers = await ContainerService.open(
+            config=config, images=images, snapshots=snapshots, events=events, volumes=volumes
+        )
         return cls(
             config,
             pusher=pusher,
+            volumes=volumes,
+            containers=containers,
             content=content,
             metadata=metadata,
             snapshots=snapshots,
@@ -114,6 +126,8 @@ class Engine:
         )
 
     async def close(self) -> None:
+        """Stop the services; containers keep running under their monitors."""
+        await self.containers.close()
         await self.registry.close()
         await asyncio.to_thread(self.metadata.close)
 
@@ -123,10 +137,6 @@ class Engine:
         uname = platform.uname()
         return {
             "ID": self.id,
-            "Containers": 0,
-            "ContainersRunning": 0,
-            "ContainersPaused": 0,
-            "ContainersStopped": 0,
             "Images": len(images),
             "Driver": self.snapshots.driver,
             "DriverStatus": [["Snapshotter", self.snapshots.driver]],
@@ -145,6 +155,7 @@ class Engine:
                 "IndexConfigs": {},
                 "Mirrors": list(self.config.registry_mirrors),
             },
+            **self.containers.info(),
         }
 
 
