@@ -101,32 +101,42 @@ class ImageService:
     # -- lookups ------------------------------------------------------------------------
 
     async def resolve(self, name: str) -> str:
-        """The image id ``name`` designates, or NotFound("No such image: NAME")."""
+        """The image id ``name`` designates, or NotFound("No such image: NAME").
+
+        As in docker, a name that is a tag or repo digest wins over an id prefix that happens
+        to look the same (an image tagged ``cafe`` versus an id starting ``cafe``).
+        """
         if not name:
             raise InvalidArgument("image name is empty")
         md = self.metadata
-        if name.startswith("sha256:") or all(c in "0123456789abcdef" for c in name):
-            ids = await md.run(md.find_image_ids, name)
-            if len(ids) == 1:
-                return ids[0]
-            if len(ids) > 1 and len(name.removeprefix("sha256:")) < 64:
-                raise Conflict(f"image id prefix {name!r} is ambiguous; give more characters")
+        if name.startswith("sha256:"):
+            return await self._resolve_id(name)
         try:
             ref = Reference.parse(name)
         except InvalidArgument:
-            raise NotFound(f"No such image: {name}") from None
-        if ref.digest is not None:
+            ref = None
+        if ref is not None and ref.digest is not None:
             found = await md.run(md.repo_digest_target, f"{ref.name}@{ref.digest}")
             if found:
                 return found
             # docker also accepts name@<image id>
             if await md.run(md.get_image, str(ref.digest)):
                 return str(ref.digest)
-        elif ref.tag:
+        elif ref is not None and ref.tag:
             found = await md.run(md.tag_target, ref.tagged_str())
             if found:
                 return found
+        if all(c in "0123456789abcdef" for c in name):
+            return await self._resolve_id(name)
         raise NotFound(f"No such image: {name}")
+
+    async def _resolve_id(self, name: str) -> str:
+        ids = await self.metadata.run(self.metadata.find_image_ids, name)
+        if len(ids) > 1:
+            raise Conflict(f"image id prefix {name!r} is ambiguous; give more characters")
+        if not ids:
+            raise NotFound(f"No such image: {name}")
+        return ids[0]
 
     async def config(self, image_id: str) -> dict[str, Any]:
         cached = self._configs.get(image_id)

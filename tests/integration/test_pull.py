@@ -279,3 +279,16 @@ def test_cli_registry_mirror_resolves_docker_hub_names(tmp_path, registry, test_
     listed = portside("images", "--root", str(tmp_path / "root"), env=env)
     assert "busybox" in listed.stdout.splitlines()[1].split()[0]
     assert (tmp_path / "root" / "metadata.db").is_file()
+
+
+async def test_names_win_over_id_prefixes(engine: Engine, pushed_images):
+    """A tag that looks like hex resolves as the tag, as in docker; ids still resolve."""
+    busybox = await engine.images.pull(pushed_images["test/busybox:1"])
+    layered = await engine.images.pull(pushed_images["test/layered:1"])
+    prefix = layered[7:11]  # a hex word that is also a valid repository name
+    await engine.images.tag(busybox, prefix, None)
+    assert await engine.images.resolve(prefix) == busybox  # docker.io/library/<prefix>:latest
+    assert await engine.images.resolve(layered[7:20]) == layered
+    assert await engine.images.resolve(layered) == layered
+    with pytest.raises(NotFound):
+        await engine.images.resolve("sha256:" + "0" * 64)
