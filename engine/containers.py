@@ -285,6 +285,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         else:
             full_name = names.random_name(set(self._names))
         image_id = await self.images.resolve(image_name)
+        await self.images.check_policy(image_name, image_id, "run")
         image_config = await self.images.config(image_id)
         diff_ids = (image_config.get("rootfs") or {}).get("diff_ids") or []
         chain = chain_ids([Digest.parse(d) for d in diff_ids])[-1] if diff_ids else None
@@ -775,6 +776,15 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         rec.Name = full
         await self._save(rec)
         self._publish(rec, "rename", {"oldName": old})
+
+    async def update_restart_policy(self, name: str, policy: dict[str, Any]) -> None:
+        """docker update --restart: the only setting a created container can change here."""
+        rec = self._get(name)
+        host = {**rec.HostConfig, "RestartPolicy": dict(policy)}
+        hostconfig.validate(dict(rec.Config), host)
+        rec.HostConfig["RestartPolicy"] = dict(policy)
+        await self._save(rec)
+        self._publish(rec, "update")
 
     def waiter(self, name: str, condition: str = "not-running") -> asyncio.Future[dict[str, Any]]:
         """Register a wait now (docker flushes the 200 headers before the container exits);

@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.digest import Digest
-from engine.errors import Conflict, InvalidArgument, NotFound, PortsideError
+from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound, PortsideError
+from engine.policy import ImagePolicy
 from engine.progress import ProgressCallback
 from engine.pull import Puller, parse_platform
 from engine.reference import Reference
@@ -129,6 +130,41 @@ class ImageService:
         if all(c in "0123456789abcdef" for c in name):
             return await self._resolve_id(name)
         raise NotFound(f"No such image: {name}")
+
+    async def check_policy(self, name: str, image_id: str, action: str) -> None:
+        """Apply the engine's image policy to using a local image (``run``, ``build``).
+
+        An image named by reference is checked by that name; one named by id by every name
+        it carries, so an id cannot smuggle past a rule its names would break.
+        """
+        policy = ImagePolicy.from_config(self.puller.registry.config)
+        if policy.empty:
+            return
+        md = self.metadata
+        if not await self._named_by_id(name, image_id):
+            policy.check(Reference.parse(name), action)
+            return
+        names = [*await md.run(md.tags_of, image_id), *await md.run(md.repo_digests_of, image_id)]
+        if not names:
+            raise Forbidden(
+                f"{action} of image {image_id[7:19]} refused: it has no name for the engine's "
+                "image policy to check; tag it or use it by name"
+            )
+        for full in names:
+            policy.check(Reference.parse(full), action)
+
+    async def _named_by_id(self, name: str, image_id: str) -> bool:
+        """Whether ``resolve(name)`` found ``image_id`` by its id rather than by a name."""
+        if name.startswith("sha256:"):
+            return True
+        if not image_id.removeprefix("sha256:").startswith(name):
+            return False
+        try:
+            ref = Reference.parse(name)
+        except InvalidArgument:
+            return True
+        md = self.metadata
+        return ref.tag is None or await md.run(md.tag_target, ref.tagged_str()) != image_id
 
     async def _resolve_id(self, name: str) -> str:
         ids = await self.metadata.run(self.metadata.find_image_ids, name)

@@ -137,3 +137,25 @@ def test_cli_pull_refused_by_config_file(
     assert result.returncode != 0
     assert f"refused by rule denied_registries '{registry.host}'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_run_obeys_the_policy_by_name_and_by_id(tmp_path, pushed_images):
+    """Creating a container is a 'run': refused images cannot be run by name or by id."""
+    from engine.engine import Engine
+    from engine.errors import Forbidden
+
+    ref = pushed_images["test/busybox:1"]
+    config = engine_config(tmp_path / "root")
+    eng = await Engine.open(config)
+    try:
+        image_id = await eng.images.pull(ref)
+        config.denied_registries = [ref.rsplit(":", 1)[0]]
+        for name in (ref, image_id, image_id[7:19]):
+            with pytest.raises(Forbidden, match=r"run of .* refused by rule denied_registries"):
+                await eng.containers.create({"Image": name, "Cmd": ["true"]})
+        assert await eng.containers.list_containers(all=True) == []
+        config.denied_registries = []
+        created = await eng.containers.create({"Image": image_id[7:19], "Cmd": ["true"]})
+        await eng.containers.remove(created["Id"], force=True)
+    finally:
+        await eng.close()
