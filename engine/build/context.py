@@ -1,0 +1,579 @@
+"""The build context: a directory or a tar stream, filtered by ``.dockerignore``.
+
+``BuildContext.from_directory(dir, dockerfile)`` uses a directory in place;
+``BuildContext.from_tar(chunks, dockerfile, tmp_parent)`` reads the API's ``/build`` body
+(plain, gzip, bzip2 or xz tar) with the engine's strict tar reader and writes it into a
+private temporary directory entry by entry (directory-fd relative, no symlink followed, names
+with ``..`` escapes refused; never ``tarfile.extractall``). The Dockerfile may live outside a
+directory context; ``<Dockerfile>.dockerignore`` beside it wins over ``.dockerignore``.
+
+``resolve(path)`` maps a COPY source to a real path inside the context, following symlinks
+only while they stay inside (absolute targets and ``..`` escapes are refused).
+``hash_paths(paths)`` gives a stable digest of files and trees for cache keys: type, path,
+permission bits, link targets and content; never mtimes or owners. Blocking work runs in
+threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bz2
+import concurrent.futures
+import contextlib
+import errno
+import hashlib
+import lzma
+import os
+import posixpath
+import shutil
+import stat
+import tempfile
+import threading
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.build.dockerignore import PatternMatcher, for_build, read_patterns
+from engine.errors import InvalidArgument
+from engine.store import tarstream
+from engine.store.compression import Compression, detect
+
+MAX_DOCKERFILE = 16 << 20
+MAX_IGNORE = 4 << 20
+_MAX_LINKS = 40
+_READ = 1 << 20
+
+
+class ContextError(InvalidArgument):
+    """The build context is unusable (bad tar, escaping path, missing Dockerfile...)."""
+
+
+@dataclass
+class BuildContext:
+    """A prepared build context (see the module docstring)."""
+
+    root: Path
+    dockerfile_name: str
+    dockerfile: bytes
+    matcher: PatternMatcher
+    ignore_patterns: list[str] = field(default_factory=list)
+    _tmp: Path | None = None
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    async def from_directory(
+        cls, directory: str | Path, dockerfile: str | None = None
+    ) -> BuildContext:
+        """A context on ``directory``; ``dockerfile`` is relative to it, or absolute."""
+        return await asyncio.to_thread(cls._from_directory, Path(directory), dockerfile)
+
+    @classmethod
+    def _from_directory(cls, directory: Path, dockerfile: str | None) -> BuildContext:
+        root = directory.resolve()
+        if not root.is_dir():
+            raise ContextError(f"build context {str(directory)!r} is not a directory")
+        given = dockerfile or "Dockerfile"
+        path = Path(given) if os.path.isabs(given) else root / given
+        data = _read_small(path, MAX_DOCKERFILE, "Dockerfile")
+        try:
+            rel = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            rel = None  # outside the context: sent on its own, like the CLI does
+        patterns = _ignore_patterns_dir(root, path)
+        name = rel if rel is not None else path.name
+        matcher = for_build(patterns, rel)
+        return cls(root, name, data, matcher, patterns)
+
+    @classmethod
+    async def from_tar(
+        cls,
+        chunks: AsyncIterator[bytes],
+        dockerfile: str | None = None,
+        tmp_parent: str | Path | None = None,
+    ) -> BuildContext:
+        """A context from a tar stream (``/build`` body) unpacked into a temporary dir."""
+        name = (dockerfile or "Dockerfile").lstrip("/")
+        if ".." in name.split("/") or not name or "\x00" in name:
+            raise ContextError(f"Dockerfile name {dockerfile!r} leads outside the context")
+        loop = asyncio.get_running_loop()
+        tmp = Path(tempfile.mkdtemp(prefix="portside-ctx-", dir=tmp_parent))
+        it = aiter(chunks)
+        stop = threading.Event()
+        lock = threading.Lock()
+        waiting: list[concurrent.futures.Future[bytes | None]] = []
+
+        def pull() -> Iterator[bytes]:
+            while True:
+                if stop.is_set():
+                    raise ContextError("build context upload was cancelled")
+                future = asyncio.run_coroutine_threadsafe(_next_chunk(it), loop)
+                with lock:
+                    waiting[:] = [future]
+                    if stop.is_set():
+                        future.cancel()
+                chunk = future.result()
+                if chunk is None:
+                    return
+                yield chunk
+
+        job = asyncio.ensure_future(asyncio.to_thread(_unpack, pull(), tmp))
+        try:
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                with lock:  # let the writer thread finish before the directory goes
+                    stop.set()
+                    for future in waiting:
+                        future.cancel()
+                with contextlib.suppress(Exception):
+                    await job
+                raise
+            return await asyncio.to_thread(cls._from_unpacked, tmp, name)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, tmp, True)
+            raise
+
+    @classmethod
+    def _from_unpacked(cls, tmp: Path, name: str) -> BuildContext:
+        ctx = cls(tmp, name, b"", PatternMatcher([]), [], tmp)
+        try:
+            real = ctx._resolve(name, follow_final=True)
+        except ContextError:
+            raise ContextError(f"Dockerfile {name!r} not found in the build context") from None
+        data = _read_small(real, MAX_DOCKERFILE, "Dockerfile")
+        patterns = _ignore_patterns_dir(tmp, real)
+        ctx.dockerfile = data
+        ctx.ignore_patterns = patterns
+        ctx.matcher = for_build(patterns, name)
+        return ctx
+
+    async def close(self) -> None:
+        """Remove the temporary directory of a tar context (a no-op for directories)."""
+        if self._tmp is not None:
+            tmp, self._tmp = self._tmp, None
+            await asyncio.to_thread(shutil.rmtree, tmp, True)
+
+    async def __aenter__(self) -> BuildContext:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- queries -------------------------------------------------------------------------
+    def included(self, rel: str) -> bool:
+        """Whether the context path ``rel`` is sent (not excluded by .dockerignore)."""
+        rel = posixpath.normpath("/" + rel).lstrip("/")
+        return not rel or not self.matcher.excluded(rel)
+
+    async def files(self) -> list[str]:
+        """Every path in the filtered context, sorted (directories too)."""
+        return await asyncio.to_thread(self._walk)
+
+    def _walk(self) -> list[str]:
+        out: list[str] = []
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                entries = sorted(os.scandir(self.root / rel_dir), key=lambda e: e.name)
+            except OSError as err:
+                raise ContextError(
+                    f"cannot read context directory {rel_dir or '.'!r}: {err.strerror}"
+                ) from None
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if self.matcher.excluded(rel):
+                    if is_dir and self.matcher.may_descend(rel):
+                        stack.append(rel)
+                    continue
+                out.append(rel)
+                if is_dir:
+                    stack.append(rel)
+        return sorted(out)
+
+    def resolve(self, path: str, follow_final: bool = True) -> Path:
+        """The real path of context path ``path``, never outside the context root; paths
+        that ``.dockerignore`` excludes are not found, as they would not have been sent."""
+        real = self._resolve(path, follow_final)
+        rel = real.relative_to(self.root).as_posix()
+        if rel != "." and not self.included(rel):
+            raise ContextError(f"{path!r} not found in the build context (.dockerignore)")
+        return real
+
+    def _resolve(self, path: str, follow_final: bool) -> Path:
+        if "\x00" in path:
+            raise ContextError(f"invalid context path {path!r}: contains a NUL byte")
+        pending = [p for p in path.split("/") if p and p != "."]
+        pending.reverse()
+        done: list[str] = []
+        links = 0
+        while pending:
+            part = pending.pop()
+            if part == "..":
+                if not done:
+                    raise ContextError(f"path {path!r} leads outside the build context")
+                done.pop()
+                continue
+            candidate = self.root.joinpath(*done, part)
+            is_last = not pending
+            try:
+                st = os.lstat(candidate)
+            except FileNotFoundError:
+                raise ContextError(f"{path!r} not found in the build context") from None
+            if stat.S_ISLNK(st.st_mode) and (follow_final or not is_last):
+                links += 1
+                if links > _MAX_LINKS:
+                    raise ContextError(f"too many symbolic links resolving {path!r}")
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    raise ContextError(
+                        f"{path!r} goes through a symlink to {target!r}, outside the context"
+                    )
+                parts = [p for p in target.split("/") if p and p != "."]
+                pending.extend(reversed(parts))
+                continue
+            if not is_last and not stat.S_ISDIR(st.st_mode):
+                raise ContextError(f"{path!r}: {'/'.join([*done, part])!r} is not a directory")
+            done.append(part)
+        return self.root.joinpath(*done)
+
+    async def hash_paths(self, paths: list[str]) -> str:
+        """A stable ``sha256:`` digest of the given context paths (trees recursively)."""
+        return await asyncio.to_thread(self._hash_paths, paths)
+
+    def _hash_paths(self, paths: list[str]) -> str:
+        total = hashlib.sha256()
+        for path in paths:
+            real = self._resolve(path, follow_final=True)
+            rel = real.relative_to(self.root).as_posix() if real != self.root else ""
+            total.update(b"P" + path.encode("utf-8", "surrogateescape") + b"\x00")
+            self._hash_tree(real, rel, "", total)
+        return "sha256:" + total.hexdigest()
+
+    def _hash_tree(self, real: Path, rel: str, shown: str, out: hashlib._Hash) -> None:
+        if rel and not self.included(rel):
+            return
+        st = os.lstat(real)
+        mode = stat.S_IFMT(st.st_mode)
+        header = f"{shown}\x00{mode:o}\x00{stat.S_IMODE(st.st_mode):o}\x00"
+        out.update(header.encode("utf-8", "surrogateescape"))
+        if stat.S_ISLNK(st.st_mode):
+            out.update(os.readlink(real).encode("utf-8", "surrogateescape") + b"\x00")
+        elif stat.S_ISREG(st.st_mode):
+            out.update(_file_digest(real) + b"\x00")
+        elif stat.S_ISDIR(st.st_mode):
+            for name in sorted(os.listdir(real)):
+                child_rel = f"{rel}/{name}" if rel else name
+                child_shown = f"{shown}/{name}" if shown else name
+                self._hash_tree(real / name, child_rel, child_shown, out)
+            out.update(b"\x00D\x00")
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        while chunk := os.read(fd, _READ):
+            h.update(chunk)
+    finally:
+        os.close(fd)
+    return h.digest()
+
+
+def _read_small(path: Path, limit: int, what: str) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ContextError(f"{what} {str(path)!r} not found: check the path or -f") from None
+    except OSError as err:
+        raise ContextError(f"cannot open {what} {str(path)!r}: {err.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ContextError(f"{what} {str(path)!r} is not a regular file")
+        if st.st_size > limit:
+            raise ContextError(f"{what} {str(path)!r} is too large (limit {limit} bytes)")
+        chunks = []
+        while chunk := os.read(fd, _READ):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _ignore_patterns_dir(root: Path, dockerfile: Path) -> list[str]:
+    specific = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    for candidate in (specific, root / ".dockerignore"):
+        if os.path.lexists(candidate):
+            return read_patterns(_read_small(candidate, MAX_IGNORE, ".dockerignore"))
+    return []
+
+
+async def _next_chunk(it: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await anext(it)
+    except StopAsyncIteration:
+        return None
+
+
+# -- tar unpacking (runs in a thread) ------------------------------------------------------
+def _decompressed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    first = b""
+    for chunk in chunks:
+        if chunk:
+            first = chunk
+            break
+    kind = detect(first[:8])
+
+    def source() -> Iterator[bytes]:
+        if first:
+            yield first
+        yield from chunks
+
+    if kind is Compression.NONE:
+        yield from source()
+        return
+    factories = {
+        Compression.GZIP: lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+        Compression.BZIP2: bz2.BZ2Decompressor,
+        Compression.XZ: lzma.LZMADecompressor,
+    }
+    factory = factories.get(kind)
+    if factory is None:
+        raise ContextError(f"build context compressed with {kind}: send tar, gzip, bzip2 or xz")
+    dec = factory()
+    fresh = True  # the current decompressor has seen nothing yet
+    try:
+        for piece in source():
+            while piece:
+                fresh = False
+                out = dec.decompress(piece)
+                if out:
+                    yield out
+                if dec.eof:  # another member may follow (concatenated gzip, bzip2, xz)
+                    piece = dec.unused_data
+                    dec = factory()
+                    fresh = True
+                else:
+                    piece = b""
+    except (zlib.error, OSError, lzma.LZMAError, EOFError) as err:
+        raise ContextError(f"build context {kind} data is corrupt: {err}") from None
+    if not fresh:
+        raise ContextError(f"build context stream is truncated (incomplete {kind} data)")
+
+
+def _clean(name: bytes) -> list[str]:
+    text = name.decode("utf-8", "surrogateescape")
+    parts: list[str] = []
+    for part in text.split("/"):
+        if not part or part == ".":
+            continue
+        if part == "..":
+            if not parts:
+                raise ContextError(
+                    f"build context entry {tarstream.show(name)!r} leads outside the context"
+                )
+            parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
+class _Writer:
+    """Applies tar entries under ``root`` with directory fds; no symlink is ever followed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.dir_times: list[tuple[list[str], int]] = []
+
+    def close(self) -> None:
+        for parts, mtime in reversed(self.dir_times):
+            try:
+                fd = self._open_dir(parts, create=False)
+            except (ContextError, OSError):
+                continue
+            try:
+                os.utime(fd, ns=(mtime, mtime))
+            finally:
+                os.close(fd)
+        os.close(self.root_fd)
+
+    def _open_dir(self, parts: list[str], create: bool) -> int:
+        fd = os.dup(self.root_fd)
+        try:
+            for part in parts:
+                try:
+                    nfd = os.open(
+                        part,
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=fd,
+                    )
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                    nfd = os.open(
+                        part,
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=fd,
+                    )
+                except OSError as err:
+                    if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise ContextError(
+                            f"build context entry under {'/'.join(parts)!r} goes through a "
+                            "symlink or a file"
+                        ) from None
+                    raise
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _clear(self, dfd: int, name: str, keep_dir: bool) -> None:
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
+            try:
+                path = f"/proc/self/fd/{sub}"
+                for child in os.listdir(path):
+                    _rm_tree_at(sub, child)
+            finally:
+                os.close(sub)
+            os.rmdir(name, dir_fd=dfd)
+        else:
+            os.unlink(name, dir_fd=dfd)
+
+    def apply(self, entry: tarstream.Entry, reader: tarstream.TarReader) -> None:
+        parts = _clean(entry.name)
+        if not parts:
+            if entry.type == tarstream.DIR:
+                return
+            raise ContextError(f"build context entry {tarstream.show(entry.name)!r} is not a file")
+        parent, name = parts[:-1], parts[-1]
+        dfd = self._open_dir(parent, create=True)
+        try:
+            kind = entry.type
+            perm = entry.mode & 0o7777
+            if kind == tarstream.DIR:
+                self._clear(dfd, name, keep_dir=True)
+                try:
+                    os.mkdir(name, 0o700, dir_fd=dfd)
+                except FileExistsError:
+                    pass
+                os.chmod(name, perm, dir_fd=dfd, follow_symlinks=False)
+                self.dir_times.append((parts, entry.mtime_ns))
+            elif kind == tarstream.REG:
+                self._clear(dfd, name, keep_dir=False)
+                fd = os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600,
+                    dir_fd=dfd,
+                )
+                try:
+                    for piece in reader.data():
+                        view = piece
+                        while view:
+                            written = os.write(fd, view)
+                            view = view[written:]
+                    os.fchmod(fd, perm)
+                    os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+                finally:
+                    os.close(fd)
+            elif kind == tarstream.SYM:
+                self._clear(dfd, name, keep_dir=False)
+                target = entry.linkname.decode("utf-8", "surrogateescape")
+                os.symlink(target, name, dir_fd=dfd)
+                os.utime(
+                    name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dfd, follow_symlinks=False
+                )
+            elif kind == tarstream.LNK:
+                target_parts = _clean(entry.linkname)
+                if not target_parts:
+                    raise ContextError(f"hard link {tarstream.show(entry.name)!r} has no target")
+                try:
+                    tfd = self._open_dir(target_parts[:-1], create=False)
+                except FileNotFoundError:
+                    tfd = -1
+                try:
+                    st = _lstat_at(tfd, target_parts[-1], entry.name)
+                    if not stat.S_ISREG(st.st_mode):
+                        raise ContextError(
+                            f"hard link {tarstream.show(entry.name)!r} must point to a file "
+                            "earlier in the context"
+                        )
+                    self._clear(dfd, name, keep_dir=False)
+                    os.link(
+                        target_parts[-1],
+                        name,
+                        src_dir_fd=tfd,
+                        dst_dir_fd=dfd,
+                        follow_symlinks=False,
+                    )
+                finally:
+                    if tfd >= 0:
+                        os.close(tfd)
+            else:
+                raise ContextError(
+                    f"build context entry {tarstream.show(entry.name)!r} is a device or FIFO: "
+                    "not allowed in a build context"
+                )
+        finally:
+            os.close(dfd)
+
+
+def _lstat_at(dfd: int, name: str, entry_name: bytes) -> os.stat_result:
+    try:
+        if dfd < 0:
+            raise FileNotFoundError(name)
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        raise ContextError(
+            f"hard link {tarstream.show(entry_name)!r} points to a file not earlier in the context"
+        ) from None
+
+
+def _rm_tree_at(dfd: int, name: str) -> None:
+    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
+        try:
+            for child in os.listdir(f"/proc/self/fd/{sub}"):
+                _rm_tree_at(sub, child)
+        finally:
+            os.close(sub)
+        os.rmdir(name, dir_fd=dfd)
+    else:
+        os.unlink(name, dir_fd=dfd)
+
+
+def _unpack(chunks: Iterator[bytes], root: Path) -> None:
+    reader = tarstream.TarReader(_decompressed(chunks))
+    writer = _Writer(root)
+    entry: tarstream.Entry | None = None
+    try:
+        while True:
+            try:
+                entry = reader.next()
+                if entry is None:
+                    break
+                writer.apply(entry, reader)
+            except tarstream.TarError as err:
+                raise ContextError(f"build context is not a valid tar: {err}") from None
+            except OSError as err:
+                shown = tarstream.show(entry.name) if entry is not None else "?"
+                raise ContextError(
+                    f"cannot write build context entry {shown!r}: {err.strerror or err}"
+                ) from None
+        reader.drain()
+    finally:
+        writer.close()
