@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 import aiodocker  # noqa: E402
 from textual.pilot import Pilot  # noqa: E402
 
-from tests.tui import sample_data  # noqa: E402
+from tests.tui import sample_data, sample_views  # noqa: E402
 from tui.app import PortsideApp  # noqa: E402
 from tui.config import DashboardConfig  # noqa: E402
 
@@ -54,6 +54,13 @@ SHOTS: list[tuple[str, str, list[Step]]] = [
     ("confirm-remove", "dark", [_keys("d")]),
     ("help", "dark", [_keys("question_mark")]),
     ("engine-unreachable", "dark", [sample_data.unreachable]),
+    ("containers-stats-grouped", "dark", [sample_views.load, _keys("b")]),
+    ("logs-merged", "dark", [sample_views.load, sample_views.open_logs]),
+    ("logs-light", "light", [sample_views.load, sample_views.open_logs]),
+    ("stats", "dark", [sample_views.load, sample_views.open_stats]),
+    ("volumes", "dark", [sample_views.load, _keys("3")]),
+    ("networks", "dark", [sample_views.load, _keys("4")]),
+    ("inspect-tree-search", "dark", [sample_views.inspect_search]),
 ]
 
 

@@ -8,6 +8,7 @@ the UI never waits on the network. ``run_dashboard`` is the entry point ``portsi
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -30,20 +31,28 @@ from tui.messages import (
     EngineConnecting,
     EngineUnreachable,
     ImagesUpdated,
+    NetworksUpdated,
+    RowStatsSampled,
+    VolumesUpdated,
 )
-from tui.model import ContainerRow, EngineInfo, ImageRow
+from tui.model import ContainerRow, EngineInfo, ImageRow, NetworkRow, VolumeRow
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.inspect import InspectScreen
+from tui.screens.logs import LogsScreen
 from tui.screens.main import MainScreen
+from tui.screens.prompt import PromptScreen
 from tui.screens.pull import PullScreen
+from tui.screens.stats import StatsScreen, one_shot
 from tui.screens.unreachable import UnreachableScreen
 from tui.sync import DEFAULT_RETRY_DELAYS, EngineSync, one_line
 from tui.widgets.containers import LIVE_STATES
 from tui.widgets.header import CONNECTED, CONNECTING, UNREACHABLE, Counts
+from tui.widgets.stats_sample import Sample
 
 Connector = Callable[[], Awaitable[aiodocker.Docker]]
+ROW_STATS_INTERVAL = 5.0  # seconds between one-shot stats of the visible running rows
 
 _PAST = {
     "start": "Started",
@@ -90,6 +99,7 @@ class PortsideApp(App[int]):
         autoconnect: bool = True,
         retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
         refresh_interval: float | None = None,
+        row_stats_interval: float = ROW_STATS_INTERVAL,
     ) -> None:
         super().__init__()
         self.config = config or DashboardConfig()
@@ -115,9 +125,15 @@ class PortsideApp(App[int]):
         self.info: EngineInfo | None = None
         self.containers: dict[str, ContainerRow] = {}
         self.images: tuple[ImageRow, ...] = ()
+        self.volumes: tuple[VolumeRow, ...] = ()
+        self.networks: tuple[NetworkRow, ...] = ()
         self._unreachable: UnreachableScreen | None = None
         self._was_lost = False
         self.action_results: deque[ActionFinished] = deque(maxlen=100)
+        self._list_errors: dict[str, str] = {}
+        self.row_stats_interval = row_stats_interval
+        self.row_stats: dict[str, tuple[float, float]] = {}
+        self.row_stats_requested: list[list[str]] = []  # ids asked for, per round (tests)
 
     # -- startup -------------------------------------------------------------------------
 
@@ -134,6 +150,9 @@ class PortsideApp(App[int]):
                 group="engine",
                 exclusive=True,
                 exit_on_error=False,
+            )
+            self.run_worker(
+                self._sample_rows(), name="row-stats", group="row-stats", exit_on_error=False
             )
 
     @property
@@ -159,6 +178,8 @@ class PortsideApp(App[int]):
         header.status = self.status
         main.containers.table.replace_rows(self.containers.values())
         main.images.table.replace_rows(self.images)
+        main.volumes.table.replace_rows(self.volumes)
+        main.networks.table.replace_rows(self.networks)
         self._update_in_use(main)
         self._update_counts(main)
 
@@ -241,6 +262,26 @@ class PortsideApp(App[int]):
         main.images.rows_changed()
         self._update_counts(main)
 
+    def on_volumes_updated(self, message: VolumesUpdated) -> None:
+        self.volumes = message.rows
+        if message.error and not self._list_errors.get("volume"):
+            self.notify(f"Volumes: {message.error}", severity="warning", timeout=6)
+        self._list_errors["volume"] = message.error
+        if main := self._ready_main():
+            main.volumes.table.replace_rows(message.rows)
+            main.volumes.rows_changed()
+            self._update_counts(main)
+
+    def on_networks_updated(self, message: NetworksUpdated) -> None:
+        self.networks = message.rows
+        if message.error and not self._list_errors.get("network"):
+            self.notify(f"Networks: {message.error}", severity="warning", timeout=6)
+        self._list_errors["network"] = message.error
+        if main := self._ready_main():
+            main.networks.table.replace_rows(message.rows)
+            main.networks.rows_changed()
+            self._update_counts(main)
+
     def on_action_finished(self, message: ActionFinished) -> None:
         self.action_results.append(message)
         if message.error:
@@ -259,7 +300,45 @@ class PortsideApp(App[int]):
             running=sum(1 for row in rows if row.state == "running"),
             paused=sum(1 for row in rows if row.state == "paused"),
             images=len({row.id for row in self.images}),
+            volumes=len(self.volumes),
+            networks=len(self.networks),
         )
+
+    async def _sample_rows(self) -> None:
+        """Every few seconds, one-shot stats of the running rows in view (nothing else)."""
+        while True:
+            await asyncio.sleep(self.row_stats_interval)
+            docker = self.docker
+            main = self._ready_main()
+            if docker is None or main is None or self.screen is not main:
+                continue
+            if main.current_panel is not main.containers:
+                continue
+            ids = main.containers.visible_running()
+            if not ids:
+                continue
+            self.row_stats_requested.append(ids)
+            answers = await asyncio.gather(
+                *(one_shot(docker, cid) for cid in ids), return_exceptions=True
+            )
+            figures = {}
+            for cid, answer in zip(ids, answers, strict=True):
+                if isinstance(answer, dict):
+                    sample = Sample.from_api(answer, 0.0)
+                    figures[cid] = (sample.cpu_percent, sample.memory)
+            self.post_message(RowStatsSampled(figures))
+
+    def on_row_stats_sampled(self, message: RowStatsSampled) -> None:
+        live = {cid for cid, row in self.containers.items() if row.state == "running"}
+        self.row_stats = {
+            cid: value
+            for cid, value in {**self.row_stats, **message.figures}.items()
+            if cid in live
+        }
+        if main := self._ready_main():
+            table = main.containers.table
+            table.extra["stats"] = self.row_stats
+            table.redraw()
 
     # -- actions on the engine (workers) -------------------------------------------------
 
@@ -308,6 +387,59 @@ class PortsideApp(App[int]):
             return
         self.post_message(ActionFinished(f"Removed {row.reference}"))
 
+    def ask_create(self, kind: str) -> None:
+        """Ask for the name of a new volume or network, then create it in a worker."""
+
+        def answered(name: str | None) -> None:
+            if name:
+                self.object_action(kind, "create", name)
+
+        detail = (
+            "A local volume; leave empty and press escape to cancel."
+            if kind == "volume"
+            else "A bridge network; leave empty and press escape to cancel."
+        )
+        self.push_screen(PromptScreen(f"Name of the new {kind}", detail, "name"), answered)
+
+    def object_action(self, kind: str, verb: str, target: str, label: str = "") -> None:
+        """Create/remove/prune a volume or network (``kind``) in a worker."""
+        self.run_worker(self._object_action(kind, verb, target, label or target), group="actions")
+
+    async def _object_action(self, kind: str, verb: str, target: str, label: str) -> None:
+        plural = f"{kind}s"
+        what = f"{kind} {label}" if target else f"unused {plural}"
+        docker = self.docker
+        if docker is None:
+            self.post_message(
+                ActionFinished(f"{verb.capitalize()} {what}", error="the engine is not connected")
+            )
+            return
+        try:
+            if verb == "create":
+                body = {"Name": target}
+                if kind == "network":
+                    body["Driver"] = "bridge"
+                await docker._query_json(f"{plural}/create", method="POST", data=body)
+                summary = f"Created {what}"
+            elif verb == "remove":
+                await docker._query_json(f"{plural}/{target}", method="DELETE")
+                summary = f"Removed {what}"
+            elif verb == "prune":
+                answer = await docker._query_json(f"{plural}/prune", method="POST")
+                gone = (answer or {}).get(
+                    "VolumesDeleted" if kind == "volume" else "NetworksDeleted"
+                )
+                summary = f"Pruned {len(gone or [])} {plural}"
+            else:
+                raise ValueError(f"unknown {kind} action {verb!r}")
+        except aiodocker.DockerError as err:
+            self.post_message(
+                ActionFinished(f"{verb.capitalize()} {what}", error=one_line(err.message))
+            )
+            return
+        self.post_message(ActionFinished(summary))
+        self.sync.request_refresh()
+
     def retry_now(self) -> None:
         self.sync.retry_now()
 
@@ -322,6 +454,14 @@ class PortsideApp(App[int]):
 
     def open_inspect(self, kind: str, target: str, title: str) -> None:
         self.push_screen(InspectScreen(kind, target, title))
+
+    def open_logs(self, targets: list[tuple[str, str]]) -> None:
+        """Follow the logs of ``targets`` ((id, name) pairs), merged when there are several."""
+        self.push_screen(LogsScreen(targets))
+
+    def open_stats(self, targets: list[tuple[str, str]]) -> None:
+        """Graphs of CPU, memory, network and block I/O for ``targets`` ((id, name) pairs)."""
+        self.push_screen(StatsScreen(targets))
 
     def open_history(self, target: str, title: str) -> None:
         self.push_screen(HistoryScreen(target, title))
@@ -351,7 +491,19 @@ class PortsideApp(App[int]):
         yield from super().get_system_commands(screen)
         scopes = [keymap.APP]
         if isinstance(screen, MainScreen):
-            scopes += [keymap.MAIN, keymap.PANEL, keymap.TABLE, keymap.CONTAINERS, keymap.IMAGES]
+            scopes += [
+                keymap.MAIN,
+                keymap.PANEL,
+                keymap.TABLE,
+                keymap.CONTAINERS,
+                keymap.IMAGES,
+                keymap.VOLUMES,
+                keymap.NETWORKS,
+            ]
+        elif isinstance(screen, LogsScreen):
+            scopes.append(keymap.LOGS)
+        elif isinstance(screen, InspectScreen):
+            scopes.append(keymap.INSPECT)
         yield from palette_commands(self.keymap_overrides, self._run_command, scopes=scopes)
 
     def _run_command(self, command: keymap.Command) -> None:
@@ -359,16 +511,19 @@ class PortsideApp(App[int]):
         if command.scope == keymap.APP:
             self.call_later(self.run_action, command.action)
             return
+        if command.scope in (keymap.LOGS, keymap.INSPECT):
+            self.call_later(self.screen.run_action, command.action)
+            return
         main = self.main
         if command.scope == keymap.MAIN:
             self.call_later(main.run_action, command.action)
             return
-        if command.scope in (keymap.CONTAINERS, keymap.IMAGES):
+        if command.scope in (keymap.CONTAINERS, keymap.IMAGES, keymap.VOLUMES, keymap.NETWORKS):
             main.action_show_panel(command.scope)
         panel = main.current_panel
         target = panel.table if command.scope == keymap.TABLE else panel
         if target.check_action(command.action, ()) is not True:
-            what = "container" if command.scope == keymap.CONTAINERS else "image"
+            what = command.scope.removesuffix("s") if command.scope != keymap.TABLE else "row"
             self.notify(
                 f"{command.description}: select a {what} it applies to first", severity="warning"
             )

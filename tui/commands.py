@@ -19,6 +19,10 @@ PALETTE_SCOPES = {
     keymap.PANEL: "List",
     keymap.CONTAINERS: "Container",
     keymap.IMAGES: "Image",
+    keymap.VOLUMES: "Volume",
+    keymap.NETWORKS: "Network",
+    keymap.LOGS: "Logs",
+    keymap.INSPECT: "Inspect",
 }
 _SKIPPED = {"app.help", "app.quit", "table.down", "table.up", "table.top", "table.bottom"}
 

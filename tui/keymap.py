@@ -25,6 +25,11 @@ IMAGES = "images"
 UNREACHABLE = "unreachable"
 DIALOG = "dialog"
 CONFIRM = "confirm"
+LOGS = "logs"
+INSPECT = "inspect"
+VOLUMES = "volumes"
+NETWORKS = "networks"
+STATS = "stats"
 
 SCOPE_TITLES = {
     APP: "Everywhere",
@@ -36,6 +41,11 @@ SCOPE_TITLES = {
     UNREACHABLE: "Engine unreachable",
     DIALOG: "Dialogs",
     CONFIRM: "Confirmation",
+    LOGS: "Logs",
+    INSPECT: "Inspect",
+    VOLUMES: "Volumes",
+    NETWORKS: "Networks",
+    STATS: "Stats",
 }
 
 # Keys Textual or its widgets already use in a scope (bindings without ids).
@@ -62,6 +72,11 @@ RESERVED: dict[str, frozenset[str]] = {
 FOCUS_CHAINS: tuple[tuple[str, ...], ...] = (
     (TABLE, PANEL, CONTAINERS, MAIN, APP),
     (TABLE, PANEL, IMAGES, MAIN, APP),
+    (TABLE, PANEL, VOLUMES, MAIN, APP),
+    (TABLE, PANEL, NETWORKS, MAIN, APP),
+    (LOGS, DIALOG, APP),
+    (INSPECT, DIALOG, APP),
+    (STATS, DIALOG, APP),
     (UNREACHABLE,),  # modal screens: app bindings other than priority ones do not apply
     (DIALOG, APP),  # full-screen detail views
     (DIALOG,),  # modal dialogs (pull, help)
@@ -121,6 +136,24 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "main.images", "2", "show_panel('images')", "Images", "Show the images panel", MAIN, False
     ),
+    Command(
+        "main.volumes",
+        "3",
+        "show_panel('volumes')",
+        "Volumes",
+        "Show the volumes panel",
+        MAIN,
+        False,
+    ),
+    Command(
+        "main.networks",
+        "4",
+        "show_panel('networks')",
+        "Networks",
+        "Show the networks panel",
+        MAIN,
+        False,
+    ),
     # Lists
     Command("table.down", "j", "cursor_down", "Down", "Move down", TABLE, False),
     Command("table.up", "k", "cursor_up", "Up", "Move up", TABLE, False),
@@ -153,11 +186,82 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "container.inspect", "i", "inspect", "Inspect", "Show the container's JSON", CONTAINERS
     ),
+    Command(
+        "container.group",
+        "b",
+        "group",
+        "Group",
+        "Group by compose project (again: ungroup)",
+        CONTAINERS,
+        False,
+    ),
+    Command("container.logs", "l", "logs", "Logs", "Follow the container's logs", CONTAINERS),
+    Command(
+        "container.logs_all",
+        "L",
+        "logs_all",
+        "Logs of all",
+        "Merged logs of every listed container (filter the list first)",
+        CONTAINERS,
+        False,
+    ),
+    Command(
+        "container.stats", "t", "stats", "Stats", "CPU, memory, network, I/O graphs", CONTAINERS
+    ),
+    Command(
+        "container.stats_all",
+        "a",
+        "stats_all",
+        "Stats of all",
+        "Graphs of every listed running container",
+        CONTAINERS,
+        False,
+    ),
     # Images
     Command("image.pull", "p", "pull", "Pull", "Pull an image, with progress per layer", IMAGES),
     Command("image.remove", "d", "remove", "Remove", "Remove the image (asks first)", IMAGES),
     Command("image.inspect", "i", "inspect", "Inspect", "Show the image's JSON", IMAGES),
     Command("image.history", "h", "history", "History", "Show the image's layers", IMAGES),
+    # Volumes
+    Command("volume.create", "c", "create", "Create", "Create a volume", VOLUMES),
+    Command("volume.remove", "d", "remove", "Remove", "Remove the volume (asks first)", VOLUMES),
+    Command("volume.prune", "P", "prune", "Prune", "Remove unused volumes (asks first)", VOLUMES),
+    Command("volume.inspect", "i", "inspect", "Inspect", "Show the volume's JSON", VOLUMES),
+    # Networks
+    Command("network.create", "c", "create", "Create", "Create a bridge network", NETWORKS),
+    Command("network.remove", "d", "remove", "Remove", "Remove the network (asks first)", NETWORKS),
+    Command(
+        "network.prune", "P", "prune", "Prune", "Remove unused networks (asks first)", NETWORKS
+    ),
+    Command("network.inspect", "i", "inspect", "Inspect", "Show the network's JSON", NETWORKS),
+    # Logs
+    Command("logs.follow", "f", "toggle_follow", "Follow", "Keep the last line in view", LOGS),
+    Command("logs.pause", "space", "toggle_pause", "Pause", "Hold new lines aside", LOGS),
+    Command("logs.search", "slash", "search", "Search", "Highlight a word", LOGS),
+    Command("logs.next", "n", "next_match", "Next", "Go to the next match", LOGS, False),
+    Command(
+        "logs.previous", "N", "previous_match", "Previous", "Go to the previous match", LOGS, False
+    ),
+    Command("logs.filter", "ampersand", "filter", "Filter", "Show only matching lines", LOGS),
+    Command("logs.timestamps", "t", "toggle_timestamps", "Times", "Show timestamps", LOGS),
+    Command("logs.wrap", "w", "toggle_wrap", "Wrap", "Wrap long lines", LOGS),
+    Command("logs.save", "S", "save", "Save", "Save the shown lines to a file", LOGS),
+    Command("logs.top", "g", "scroll_home", "Top", "Go to the first line", LOGS, False),
+    Command("logs.bottom", "G", "scroll_end", "Bottom", "Go to the last line", LOGS, False),
+    # Inspect
+    Command("inspect.search", "slash", "search", "Search", "Find keys and values", INSPECT),
+    Command("inspect.next", "n", "next_match", "Next", "Go to the next match", INSPECT, False),
+    Command(
+        "inspect.previous",
+        "N",
+        "previous_match",
+        "Previous",
+        "Go to the previous match",
+        INSPECT,
+        False,
+    ),
+    Command("inspect.expand", "e", "expand_all", "Expand", "Expand everything", INSPECT),
+    Command("inspect.collapse", "c", "collapse_all", "Collapse", "Collapse everything", INSPECT),
     # Engine unreachable
     Command(
         "unreachable.retry", "r", "retry", "Retry now", "Try to reach the engine now", UNREACHABLE

@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.message import Message
 
-from tui.model import ContainerRow, EngineInfo, EngineProblem, ImageRow
+from tui.model import ContainerRow, EngineInfo, EngineProblem, ImageRow, NetworkRow, VolumeRow
 
 
 class EngineConnecting(Message):
@@ -99,3 +99,29 @@ class PullFinished(Message):
         super().__init__()
         self.reference = reference
         self.error = error
+
+
+class VolumesUpdated(Message):
+    """The complete list of volumes."""
+
+    def __init__(self, rows: Iterable[VolumeRow], *, error: str = "") -> None:
+        super().__init__()
+        self.rows = tuple(rows)
+        self.error = error  # why the engine would not list them
+
+
+class NetworksUpdated(Message):
+    """The complete list of networks."""
+
+    def __init__(self, rows: Iterable[NetworkRow], *, error: str = "") -> None:
+        super().__init__()
+        self.rows = tuple(rows)
+        self.error = error  # why the engine would not list them
+
+
+class RowStatsSampled(Message):
+    """One-shot stats answers for containers rows on screen: id -> (cpu %, memory bytes)."""
+
+    def __init__(self, figures: Mapping[str, tuple[float, float]]) -> None:
+        super().__init__()
+        self.figures = dict(figures)

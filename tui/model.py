@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from tui.humanize import short_id
 
 NONE_TAG = "<none>:<none>"
+COMPOSE_PROJECT = "com.docker.compose.project"
 
 
 class ApiEntry(Protocol):
@@ -71,6 +72,7 @@ class ContainerRow:
     command: str
     created: float
     ports: str
+    project: str = ""  # the compose project label, if any
 
     @classmethod
     def from_api(cls, entry: ApiEntry) -> ContainerRow:
@@ -86,6 +88,7 @@ class ContainerRow:
             command=str(_get(entry, "Command", "")),
             created=float(_get(entry, "Created", 0) or 0),
             ports=format_ports(_get(entry, "Ports", [])),
+            project=str((_get(entry, "Labels", {}) or {}).get(COMPOSE_PROJECT, "")),
         )
 
     @property
@@ -99,6 +102,7 @@ class ContainerRow:
                 self.status,
                 self.command,
                 self.ports,
+                self.project,
                 short_id(self.id),
             )
         ).lower()
@@ -203,3 +207,69 @@ class EngineProblem:
 
     reason: str
     hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeRow:
+    """One volume as ``GET /volumes`` lists it."""
+
+    name: str
+    driver: str
+    mountpoint: str
+    created: str
+    labels: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_api(cls, entry: Mapping[str, Any]) -> VolumeRow:
+        labels = entry.get("Labels") or {}
+        return cls(
+            name=str(entry.get("Name") or ""),
+            driver=str(entry.get("Driver") or ""),
+            mountpoint=str(entry.get("Mountpoint") or ""),
+            created=str(entry.get("CreatedAt") or ""),
+            labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        )
+
+    @property
+    def project(self) -> str:
+        return dict(self.labels).get(COMPOSE_PROJECT, "")
+
+    @property
+    def search_text(self) -> str:
+        return f"{self.name} {self.driver} {self.project}".lower()
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRow:
+    """One network as ``GET /networks`` lists it."""
+
+    id: str
+    name: str
+    driver: str
+    scope: str
+    subnet: str
+    internal: bool
+    created: str
+
+    @classmethod
+    def from_api(cls, entry: Mapping[str, Any]) -> NetworkRow:
+        configs = (entry.get("IPAM") or {}).get("Config") or []
+        subnets = ", ".join(str(c.get("Subnet")) for c in configs if c.get("Subnet"))
+        return cls(
+            id=str(entry.get("Id") or ""),
+            name=str(entry.get("Name") or ""),
+            driver=str(entry.get("Driver") or ""),
+            scope=str(entry.get("Scope") or ""),
+            subnet=subnets,
+            internal=bool(entry.get("Internal")),
+            created=str(entry.get("Created") or ""),
+        )
+
+    @property
+    def builtin(self) -> bool:
+        """The engine's own networks, which cannot be removed."""
+        return self.name in ("bridge", "host", "none")
+
+    @property
+    def search_text(self) -> str:
+        return f"{self.name} {self.driver} {self.scope} {self.subnet} {short_id(self.id)}".lower()

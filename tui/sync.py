@@ -28,8 +28,10 @@ from tui.messages import (
     EngineConnecting,
     EngineUnreachable,
     ImagesUpdated,
+    NetworksUpdated,
+    VolumesUpdated,
 )
-from tui.model import ContainerRow, EngineInfo, EngineProblem, image_rows
+from tui.model import ContainerRow, EngineInfo, EngineProblem, NetworkRow, VolumeRow, image_rows
 
 Connector = Callable[[], Awaitable[aiodocker.Docker]]
 Emit = Callable[[Message], object]
@@ -154,6 +156,35 @@ def classify_event(event: Mapping[str, Any]) -> tuple[str | None, bool]:
     if kind == "image":
         return None, action not in _IGNORED_IMAGE_ACTIONS
     return None, False
+
+
+def other_kind(event: Mapping[str, Any]) -> str | None:
+    """ "volume" or "network" when ``event`` changes that list (mount/connect do not)."""
+    kind = str(event.get("Type") or "")
+    action = str(event.get("Action") or "")
+    if kind == "volume" and action in ("create", "destroy", "prune"):
+        return "volume"
+    if kind == "network" and action in ("create", "destroy", "remove", "prune"):
+        return "network"
+    return None
+
+
+async def list_volumes(docker: aiodocker.Docker) -> VolumesUpdated:
+    """The volumes message; an engine that refuses the list gets its reason shown instead."""
+    try:
+        answer = await docker.volumes.list()
+    except aiodocker.DockerError as err:
+        return VolumesUpdated((), error=one_line(err.message))
+    return VolumesUpdated(VolumeRow.from_api(entry) for entry in answer.get("Volumes") or [])
+
+
+async def list_networks(docker: aiodocker.Docker) -> NetworksUpdated:
+    """The networks message; an engine that refuses the list gets its reason shown instead."""
+    try:
+        answer = await docker.networks.list()
+    except aiodocker.DockerError as err:
+        return NetworksUpdated((), error=one_line(err.message))
+    return NetworksUpdated(NetworkRow.from_api(entry) for entry in answer)
 
 
 async def list_containers(
@@ -309,12 +340,19 @@ class EngineSync:
                     continue
                 changed: set[str] = set()
                 images_dirty = False
+                others: set[str] = set()
                 for event in items:
                     if isinstance(event, Mapping):
                         cid, images = classify_event(event)
                         if cid:
                             changed.add(cid)
                         images_dirty = images_dirty or images
+                        if kind := other_kind(event):
+                            others.add(kind)
+                if "volume" in others:
+                    self._emit(await list_volumes(docker))
+                if "network" in others:
+                    self._emit(await list_networks(docker))
                 if changed:
                     await self._refresh_containers(docker, changed)
                 if images_dirty:
@@ -346,8 +384,12 @@ class EngineSync:
     async def _refresh_all(self, docker: aiodocker.Docker) -> None:
         containers = await list_containers(docker)
         images = await list_images(docker)
+        volumes = await list_volumes(docker)
+        networks = await list_networks(docker)
         self._emit(ContainersUpdated(containers, complete=True))
         self._emit(ImagesUpdated(images))
+        self._emit(volumes)
+        self._emit(networks)
 
     async def _refresh_containers(self, docker: aiodocker.Docker, ids: set[str]) -> None:
         if len(ids) > TARGETED_LIMIT:

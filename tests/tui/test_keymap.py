@@ -20,6 +20,10 @@ def test_ids_are_unique_and_scoped() -> None:
             "unreachable",
             "dialog",
             "confirm",
+            "volume",
+            "network",
+            "logs",
+            "inspect",
         }
 
 

@@ -11,8 +11,9 @@ from tui.widgets.containers import ContainersPanel
 from tui.widgets.header import EngineHeader
 from tui.widgets.images import ImagesPanel
 from tui.widgets.panel import ResourcePanel
+from tui.widgets.volumes import NetworksPanel, VolumesPanel
 
-PANELS = ("containers", "images")
+PANELS = ("containers", "images", "volumes", "networks")
 
 
 class MainScreen(Screen[None]):
@@ -25,6 +26,8 @@ class MainScreen(Screen[None]):
         with ContentSwitcher(initial="containers", id="panels"):
             yield ContainersPanel(id="containers")
             yield ImagesPanel(id="images")
+            yield VolumesPanel(id="volumes")
+            yield NetworksPanel(id="networks")
         yield Footer()
 
     @property
@@ -38,6 +41,14 @@ class MainScreen(Screen[None]):
     @property
     def images(self) -> ImagesPanel:
         return self.query_one(ImagesPanel)
+
+    @property
+    def volumes(self) -> VolumesPanel:
+        return self.query_one(VolumesPanel)
+
+    @property
+    def networks(self) -> NetworksPanel:
+        return self.query_one(NetworksPanel)
 
     @property
     def current_panel(self) -> ResourcePanel:

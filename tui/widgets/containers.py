@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from rich.text import Text
 
 from tui import keymap
-from tui.humanize import ellipsize, human_age, short_id
+from tui.humanize import ellipsize, human_age, human_size, short_id
 from tui.model import ContainerRow
 from tui.widgets.panel import ResourcePanel
 from tui.widgets.resource_table import CellContext, Column, ResourceTable
@@ -65,6 +65,17 @@ def _text(value: str, width: int, style: str = "") -> Callable[[ContainerRow, Ce
     return cell
 
 
+def _figure(row: ContainerRow, ctx: CellContext, index: int) -> Text:
+    """CPU % (``index`` 0) or memory (1) from the last one-shot stats of a running row."""
+    if row.state != "running":
+        return Text("", no_wrap=True)
+    figures = ctx.extra.get("stats", {}).get(row.id)
+    if figures is None:
+        return Text("…", style=ctx.style("foreground-muted"), no_wrap=True, justify="right")
+    value = f"{figures[0]:.1f}%" if index == 0 else human_size(figures[1])
+    return Text(value, no_wrap=True, justify="right")
+
+
 CONTAINER_COLUMNS: list[Column[ContainerRow]] = [
     Column(
         "name",
@@ -73,7 +84,15 @@ CONTAINER_COLUMNS: list[Column[ContainerRow]] = [
         lambda r: r.name,
     ),
     Column("image", "IMAGE", _text("image", 28), lambda r: (r.image, r.name)),
+    Column(
+        "project",
+        "PROJECT",
+        _text("project", 16, "secondary"),
+        lambda r: (r.project or "\uffff", r.name),
+    ),
     Column("state", "STATE", _state_cell, _state_rank),
+    Column("cpu", "CPU", lambda r, c: _figure(r, c, 0), _state_rank),
+    Column("mem", "MEM", lambda r, c: _figure(r, c, 1), _state_rank),
     Column("status", "STATUS", _text("status", 26), lambda r: (r.status, r.name)),
     Column("ports", "PORTS", _text("ports", 28), lambda r: (r.ports, r.name)),
     Column(
@@ -125,7 +144,9 @@ class ContainersPanel(ResourcePanel):
         return None if row is None else row.state
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        verbs = {"start", "stop", "restart", "kill", "pause", "remove", "inspect"}
+        if action in ("logs_all", "stats_all"):
+            return True if self.table.shown_keys else None
+        verbs = {"start", "stop", "restart", "kill", "pause", "remove", "inspect", "logs", "stats"}
         if action not in verbs:
             return True
         row = self.selected
@@ -134,7 +155,7 @@ class ContainersPanel(ResourcePanel):
         live = row.state in LIVE_STATES
         if action == "start":
             return None if live else True
-        if action in ("stop", "kill"):
+        if action in ("stop", "kill", "stats"):
             return True if live else None
         if action == "pause":
             return True if row.state in ("running", "paused") else None
@@ -180,6 +201,51 @@ class ContainersPanel(ResourcePanel):
     def action_inspect(self) -> None:
         if row := self.selected:
             self.dashboard.open_inspect("container", row.id, row.name)
+
+    def listed(self) -> list[ContainerRow]:
+        """The rows shown (after the filter), top to bottom."""
+        rows = self.table.rows_by_key
+        return [rows[key] for key in self.table.shown_keys if key in rows]
+
+    def action_group(self) -> None:
+        """Group rows by compose project (again: back to the default order)."""
+        table = self.table
+        grouped = table.sort_column != "project"
+        table.sort_column = "project" if grouped else table.DEFAULT_SORT
+        table.sort_reverse = False
+        table.redraw(rebuild=True)
+        self.notify("Grouped by compose project" if grouped else "Ungrouped", timeout=2)
+
+    def visible_running(self) -> list[str]:
+        """Ids of running containers in the rows currently scrolled into view."""
+        table = self.table
+        top = int(table.scroll_offset.y)
+        height = max(0, table.scrollable_content_region.height - 1)  # minus the header
+        rows = table.rows_by_key
+        return [
+            key
+            for key in table.shown_keys[top : top + height]
+            if key in rows and rows[key].state == "running"
+        ]
+
+    def action_logs(self) -> None:
+        if row := self.selected:
+            self.dashboard.open_logs([(row.id, row.name)])
+
+    def action_logs_all(self) -> None:
+        if rows := self.listed():
+            self.dashboard.open_logs([(row.id, row.name) for row in rows])
+
+    def action_stats(self) -> None:
+        if (row := self.selected) and row.state in LIVE_STATES:
+            self.dashboard.open_stats([(row.id, row.name)])
+
+    def action_stats_all(self) -> None:
+        rows = [row for row in self.listed() if row.state == "running"]
+        if rows:
+            self.dashboard.open_stats([(row.id, row.name) for row in rows])
+        else:
+            self.notify("No running container is listed", severity="warning", timeout=3)
 
     def on_data_table_row_selected(self, event: ResourceTable.RowSelected) -> None:
         event.stop()

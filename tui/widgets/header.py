@@ -28,6 +28,8 @@ class Counts:
     running: int = 0
     paused: int = 0
     images: int = 0
+    volumes: int = 0
+    networks: int = 0
 
 
 class EngineHeader(Widget):
@@ -67,8 +69,20 @@ class EngineHeader(Widget):
                     containers += f" ‖{counts.paused}"
         else:
             containers = " 1 Containers"
-        images = f" 2 Images {counts.images}" if self.status == CONNECTED else " 2 Images"
-        for key, text in (("containers", containers + " "), ("images", images + " ")):
+        connected = self.status == CONNECTED
+        images = f" 2 Images {counts.images}" if connected else " 2 Images"
+        volumes = " 3 Volumes" if wide else " 3 Vol"
+        networks = " 4 Networks" if wide else " 4 Net"
+        if connected and wide:
+            volumes += f" {counts.volumes}"
+            networks += f" {counts.networks}"
+        tabs = (
+            ("containers", containers + " "),
+            ("images", images + " "),
+            ("volumes", volumes + " "),
+            ("networks", networks + " "),
+        )
+        for key, text in tabs:
             style = "bold reverse $accent" if key == self.panel else "$foreground"
             left.append((text, style))
             left.append(" ")
