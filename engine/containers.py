@@ -11,7 +11,9 @@ Answers have the Docker Engine API's shapes (``inspect``, ``/containers/json`` i
 ``wait`` results) so ``engine/api`` only translates. Methods returning ``bool`` say whether
 anything changed (False is docker's 304 Not Modified).
 
-Networks: ``none`` (the default until bridge networking lands) and ``host``.
+Networks: ``none`` (the default), ``host``, ``bridge`` and user-defined networks,
+``container:NAME`` (``engine/runtime/networking.py`` sets them up at start and tears them
+down at exit).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.digest import Digest, chain_ids
 from engine.errors import Conflict, InvalidArgument, NotFound, PortsideError
+from engine.network.networks import NetworkService
 from engine.runtime import (
     cgroups,
     driver,
@@ -47,6 +50,7 @@ from engine.runtime.listing import ListingMixin, dir_size
 from engine.runtime.logs import parse_timestamp_arg
 from engine.runtime.monitor import rfc3339nano
 from engine.runtime.monitorclient import AttachStream, ContainerStartError, StartError
+from engine.runtime.networking import NetworkingMixin
 from engine.runtime.record import Record
 from engine.runtime.rootfs import Rootfs
 from engine.runtime.signals import parse_signal
@@ -83,7 +87,7 @@ def _now() -> str:
     return rfc3339nano()
 
 
-class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
+class ContainerService(NetworkingMixin, ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
     """Containers of one engine root (see the module docstring)."""
 
     def __init__(
@@ -95,9 +99,12 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         events: EventBus,
         volumes: VolumeService,
         runtimes: driver.Runtimes,
+        networks: NetworkService | None = None,
         durable: bool = True,
     ) -> None:
         self.root = root / "containers"
+        self._own_networks = networks is None
+        self.networks = networks if networks is not None else NetworkService(root)
         self.images = images
         self.snapshots = snapshots
         self.events = events
@@ -122,6 +129,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         snapshots: Snapshotter,
         events: EventBus,
         volumes: VolumeService,
+        networks: NetworkService | None = None,
         hide_unified: bool = True,
     ) -> ContainerService:
         """Probe the runtimes, load every container and reconcile it (see module doc)."""
@@ -135,6 +143,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
             events=events,
             volumes=volumes,
             runtimes=runtimes,
+            networks=networks,
         )
         images.in_use = service.image_users
         volumes.in_use = service.volume_users
@@ -154,6 +163,8 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+        if self._own_networks:
+            await self.networks.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -176,6 +187,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
             self._names[rec.Name] = rec.Id
         for rec in list(self._records.values()):
             await self._reconcile(rec)
+        await self._net_reconcile()
 
     async def _reconcile(self, rec: Record) -> None:
         st = rec.State
@@ -269,7 +281,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         """Create a container from docker's ContainerCreate body; ``{"Id", "Warnings"}``."""
         config = dict(config)
         host = dict(config.pop("HostConfig", None) or {})
-        config.pop("NetworkingConfig", None)
+        networking = config.pop("NetworkingConfig", None)
         image_name = config.get("Image") or ""
         if not image_name:
             raise InvalidArgument("config error: no image given; say which image to run")
@@ -294,6 +306,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
 
         warnings = hostconfig.validate(config, host)
         network = hostconfig.network_mode(host)
+        network, net_config, gateway = await self._network_config(network, networking)
         etcfiles.check_hostname(config.get("Hostname") or "")
         merged = spec.merge_config(image_config, config)
         if merged.get("WorkingDir"):
@@ -328,6 +341,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
                 hostname=hostname,
                 domainname=merged.get("Domainname") or "",
                 host=host,
+                host_gateway=gateway,
             )
             host.setdefault("NetworkMode", host.get("NetworkMode") or "default")
             host["Runtime"] = runtime.name
@@ -343,6 +357,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
                 Chain=str(chain) if chain else None,
                 Runtime=runtime.name,
                 Network=network,
+                Networks=net_config,
                 Mounts=[m.to_json() for m in mount_specs],
                 InitPaths=self.rootfs.init_paths(extra_init),
                 Warnings=warnings,
@@ -397,6 +412,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         chain = Digest.parse(rec.Chain) if rec.Chain else None
         rootfs = await self.rootfs.mount(cdir, chain)
         try:
+            netns_path, shared_etc = await self._net_up(rec)
             user = await asyncio.to_thread(
                 users.resolve_user,
                 rootfs,
@@ -422,7 +438,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
                     if not m.nocopy:
                         await asyncio.to_thread(_copy_up, rootfs, m.destination, data_dir)
                 oci_mounts.append(spec.user_mount(m, source))
-            etc = {n: cdir / n for n in ("hosts", "hostname", "resolv.conf")}
+            etc = shared_etc or {n: cdir / n for n in ("hosts", "hostname", "resolv.conf")}
             size = rec.HostConfig.get("ConsoleSize") or [0, 0]
             console = (int(size[0]), int(size[1])) if size and size[0] and size[1] else None
             oci = spec.build_spec(
@@ -436,9 +452,12 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
                 mounts=oci_mounts,
                 cgroup_v2=self.runtimes.cgroup.mode == "v2",
                 console_size=console,
+                netns_path=netns_path,
             )
             await asyncio.to_thread(records.write_json, cdir / "config.json", oci)
         except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._net_down(rec))
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.rootfs.unmount(cdir))
             raise
@@ -481,10 +500,12 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
             launch = await monitorclient.launch(cdir, self._monitor_config(rec, runtime))
         except StartError as err:
             await self.rootfs.unmount(cdir)
+            await self._net_down(rec)
             await self._start_failed(rec, str(err), err.code)
             raise ContainerStartError(_start_message(str(err)), err.code) from None
         except BaseException:
             await asyncio.shield(self.rootfs.unmount(cdir))
+            await asyncio.shield(self._net_down(rec))
             raise
         pending, st.pending_attach = st.pending_attach, []
         for att in pending:
@@ -494,6 +515,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         except StartError as err:
             await monitorclient.wait_exit(launch.monitor_pid)
             await self.rootfs.unmount(cdir)
+            await self._net_down(rec)
             for att in pending:
                 att.close()
             await self._start_failed(rec, str(err), err.code)
@@ -516,6 +538,8 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
             rec.State.Status = "exited"
         await self._save(rec)
         self._publish(rec, "die", {"exitCode": str(code)})
+        if rec.HostConfig.get("AutoRemove"):  # dockerd removes --rm containers that fail too
+            self._spawn(self._auto_remove(rec.Id))
 
     async def _connect(self, att: Attachment, cdir: Path, rec: Record) -> None:
         try:
@@ -563,6 +587,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
             info = {"ExitCode": 137, "OOMKilled": False, "FinishedAt": _now()}
             error = "the container's monitor process died; the container was killed"
         await self.rootfs.unmount(cdir)
+        await self._net_down(rec)
         code = int(info.get("ExitCode", 0))
         oom = bool(info.get("OOMKilled"))
         rec.State.set_exited(code, str(info.get("FinishedAt") or _now()), oom=oom, error=error)
@@ -844,6 +869,7 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
         if rt is not None and rec.HasBeenStarted and not monitor_cleaned:
             with contextlib.suppress(PortsideError):
                 await driver.delete(rt, rec.Id, force=True)
+        await self._net_down(rec)
         for ex in [e for e in self._execs.values() if e.container == rec.Id]:
             self._execs.pop(ex.id, None)
         self._records.pop(rec.Id, None)
@@ -881,6 +907,9 @@ class ContainerService(ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
 
 # -- module helpers ---------------------------------------------------------------------
 def _start_message(message: str) -> str:
+    # Go's errno wording (lower case), which docker clients map to exit codes 127 and 126
+    for text in ("No such file or directory", "Permission denied"):
+        message = message.replace(text, text.lower())
     return f"OCI runtime create failed: {message}"
 
 

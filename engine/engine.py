@@ -18,6 +18,7 @@ from engine.config import EngineConfig
 from engine.containers import ContainerService
 from engine.events import EventBus
 from engine.images import ImageService
+from engine.network.networks import NetworkService
 from engine.pull import Puller
 from engine.registry.browse import RegistryBrowser
 from engine.registry.client import RegistryClient
@@ -74,12 +75,21 @@ class Engine:
         self.pusher = pusher
         self.volumes = volumes
         self.containers = containers
+        self.networks = containers.networks
         self.browser = RegistryBrowser(registry)
         self.scanner = Scanner(images, content)
         self.id = _engine_id(config.root)
 
     @classmethod
-    async def open(cls, config: EngineConfig) -> Engine:
+    async def open(
+        cls,
+        config: EngineConfig,
+        *,
+        networks: NetworkService | None = None,
+        **container_options: Any,
+    ) -> Engine:
+        """Open every service of ``config.root``; ``container_options`` go to
+        ``ContainerService.open`` (tests use them to force runtime probing choices)."""
         root = config.root
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True, mode=0o711)
         content = await asyncio.to_thread(ContentStore, root / "content")
@@ -108,8 +118,15 @@ class Engine:
             registry=registry, content=content, metadata=metadata, state_dir=root / "push-uploads"
         )
         volumes = VolumeService(root)
+        networks = networks if networks is not None else NetworkService(root)
         containers = await ContainerService.open(
-            config=config, images=images, snapshots=snapshots, events=events, volumes=volumes
+            config=config,
+            images=images,
+            snapshots=snapshots,
+            events=events,
+            volumes=volumes,
+            networks=networks,
+            **container_options,
         )
         return cls(
             config,
@@ -128,6 +145,7 @@ class Engine:
     async def close(self) -> None:
         """Stop the services; containers keep running under their monitors."""
         await self.containers.close()
+        await self.networks.close()
         await self.registry.close()
         await asyncio.to_thread(self.metadata.close)
 

@@ -1,5 +1,6 @@
 """The files the engine writes for a container and binds over /etc: hosts, hostname and
-resolv.conf (docker's rules for the none and host networks)."""
+resolv.conf (docker's rules for the none and host networks; ``write`` is the atomic writer
+the networking code uses to rewrite them for networked containers)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def check_hostname(name: str) -> None:
         raise InvalidArgument(f"invalid hostname {name!r}: use letters, digits, '-' and '.'")
 
 
-def _write(path: Path, text: str) -> None:
+def write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     with os.fdopen(fd, "w") as fh:
@@ -38,14 +39,18 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _extra_hosts(extra: list[str]) -> str:
+def _extra_hosts(extra: list[str], host_gateway: str = "") -> str:
     lines = []
     for item in extra:
         name, sep, addr = item.partition(":") if ":" in item else (item, "", "")
         if not sep or not name:
             raise InvalidArgument(f"invalid extra host {item!r}: use name:ip")
         if addr == "host-gateway":
-            raise InvalidArgument("host-gateway needs bridge networking, not available yet")
+            if not host_gateway:
+                raise InvalidArgument(
+                    "host-gateway needs a bridge or user-defined network: use --network"
+                )
+            addr = host_gateway
         try:
             ipaddress.ip_address(addr.strip("[]"))
         except ValueError:
@@ -54,7 +59,7 @@ def _extra_hosts(extra: list[str]) -> str:
     return "".join(lines)
 
 
-def hosts_text(network: str, hostname: str, extra: list[str]) -> str:
+def hosts_text(network: str, hostname: str, extra: list[str], host_gateway: str = "") -> str:
     if network == "host":
         try:
             base = HOST_HOSTS.read_text()
@@ -62,7 +67,7 @@ def hosts_text(network: str, hostname: str, extra: list[str]) -> str:
             base = _DEFAULT_HOSTS
     else:
         base = _DEFAULT_HOSTS
-    return base + _extra_hosts(extra)
+    return base + _extra_hosts(extra, host_gateway)
 
 
 def resolv_text(network: str, host: dict[str, Any]) -> str:
@@ -109,7 +114,13 @@ def _is_loopback(addr: str) -> bool:
 
 
 def write_all(
-    directory: Path, *, network: str, hostname: str, domainname: str, host: dict[str, Any]
+    directory: Path,
+    *,
+    network: str,
+    hostname: str,
+    domainname: str,
+    host: dict[str, Any],
+    host_gateway: str = "",
 ) -> dict[str, Path]:
     """Write hosts, hostname and resolv.conf into ``directory``; returns their paths."""
     if network == "host":
@@ -119,8 +130,9 @@ def write_all(
         "hostname": directory / "hostname",
         "resolv.conf": directory / "resolv.conf",
     }
-    _write(paths["hosts"], hosts_text(network, hostname, list(host.get("ExtraHosts") or [])))
-    _write(paths["hostname"], hostname + "\n")
-    _write(paths["resolv.conf"], resolv_text(network, host))
+    extra = list(host.get("ExtraHosts") or [])
+    write(paths["hosts"], hosts_text(network, hostname, extra, host_gateway))
+    write(paths["hostname"], hostname + "\n")
+    write(paths["resolv.conf"], resolv_text(network, host))
     del domainname
     return paths

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InvalidArgument
+from engine.network.model import parse_network_mode
+from engine.network.ports import from_docker_bindings, parse_exposed
 from engine.runtime.fsroot import clean
 from engine.runtime.signals import parse_signal
 
 NETWORK_MODES = ("none", "host")
-DEFAULT_NETWORK = "none"  # until bridge networking lands (networking issue)
+# "none" stays the default: see engine/runtime/networking.py's docstring for why
+DEFAULT_NETWORK = "none"
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 LOG_DRIVERS = ("json-file", "none")
 MIN_MEMORY = 6 * 1024 * 1024
@@ -301,14 +304,20 @@ def validate(config: dict[str, Any], host: dict[str, Any]) -> list[str]:
             raise InvalidArgument("max-file cannot be less than 1")
         if int(value) > 1 and "max-size" not in log_opts:
             raise InvalidArgument("max-file cannot be set without max-size")
-    network_mode(host)
-    if host.get("PortBindings") and network_mode(host) == "host":
-        warnings.append("Published ports are discarded when using host network mode")
-    elif host.get("PortBindings") and any(host["PortBindings"].values()):
-        raise InvalidArgument(
-            "publishing ports needs bridge networking, which portside does not have yet; "
-            "use --network host"
-        )
+    mode = network_mode(host)
+    if host.get("PortBindings") or host.get("PublishAllPorts"):
+        if mode in ("host", "none"):
+            warnings.append(f"Published ports are discarded when using {mode} network mode")
+        elif mode.startswith("container:"):
+            if host.get("PublishAllPorts") or any(host["PortBindings"].values()):
+                raise InvalidArgument(
+                    "conflicting options: port publishing and the container type network "
+                    f"mode {mode!r}; use a bridge or user-defined network"
+                )
+        else:
+            from_docker_bindings(host.get("PortBindings") or {})
+    for key in (config.get("ExposedPorts") or {}) if host.get("PublishAllPorts") else ():
+        parse_exposed(key)
     for key in ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"):
         value = host.get(key) or ""
         if value not in ("", "private", "shareable", "host"):
@@ -323,16 +332,13 @@ def validate(config: dict[str, Any], host: dict[str, Any]) -> list[str]:
 
 
 def network_mode(host: dict[str, Any]) -> str:
+    """HostConfig.NetworkMode checked for syntax: none, host, container:NAME, or a network's
+    name ("default" is DEFAULT_NETWORK); whether the network exists is checked by the caller."""
     mode = host.get("NetworkMode") or "default"
     if mode == "default":
         return DEFAULT_NETWORK
-    if mode in NETWORK_MODES:
-        return mode
-    if mode == "bridge":
-        raise InvalidArgument(
-            "bridge networking is not available yet: use --network none or --network host"
-        )
-    raise InvalidArgument(f"network {mode!r} not found: portside has the networks none and host")
+    parse_network_mode(mode)
+    return str(mode)
 
 
 def restart_policy(host: dict[str, Any]) -> tuple[str, int]:

@@ -60,7 +60,10 @@ class Record:
     Driver: str = ""
     Chain: str | None = None  # top ChainID of the image
     Runtime: str = ""  # name of the runtime that runs it
-    Network: str = "none"
+    Network: str = "none"  # NetworkMode: none, host, container:<id> or a network's name
+    Networks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"Aliases"}
+    Attached: dict[str, dict[str, Any]] = field(default_factory=dict)  # live endpoints
+    Netns: str = ""  # path of the container's own network namespace while it runs
     Mounts: list[dict[str, Any]] = field(default_factory=list)  # validated MountSpec dicts
     InitPaths: list[str] = field(default_factory=list)
     MonitorPid: int = 0

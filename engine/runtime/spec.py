@@ -6,8 +6,9 @@ image's cmd, working dir, user, labels, volumes and stop signal from the image u
 
 ``build_spec`` produces the runtime's config at start: default mounts (/proc, /dev, /dev/pts,
 /dev/shm, /dev/mqueue, /sys read-only), masked and read-only paths, docker's default
-capability set, the default seccomp profile, device rules, namespaces for the none and host
-networks, cgroup limits and rlimits. ``process_spec`` builds the ``process`` of an exec.
+capability set, the default seccomp profile, device rules, namespaces (a prepared network
+namespace to join for networked containers), cgroup limits and rlimits. ``process_spec``
+builds the ``process`` of an exec.
 """
 
 from __future__ import annotations
@@ -335,8 +336,11 @@ def build_spec(
     mounts: list[dict[str, Any]],
     cgroup_v2: bool,
     console_size: tuple[int, int] | None = None,
+    netns_path: str = "",
 ) -> dict[str, Any]:
-    """The OCI runtime config of a container (see the module docstring)."""
+    """The OCI runtime config of a container (see the module docstring); ``netns_path`` is
+    a network namespace to join (the container's own, attached to its networks, or the
+    one of the container named by ``container:NAME``)."""
     privileged = bool(host.get("Privileged"))
     sec = security_options(host)
     caps = capabilities_for(host)
@@ -391,7 +395,9 @@ def build_spec(
         namespaces.append({"type": "ipc"})
     if not uts_host:
         namespaces.append({"type": "uts"})
-    if not host_net:
+    if netns_path:
+        namespaces.append({"type": "network", "path": netns_path})
+    elif not host_net:
         namespaces.append({"type": "network"})
     if cgroup_v2 and host.get("CgroupnsMode") != "host":
         namespaces.append({"type": "cgroup"})

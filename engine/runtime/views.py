@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.runtime.logs import parse_time
+from engine.runtime.networking import list_ports, settings_ports
 from engine.runtime.record import ZERO_TIME, Record
 from engine.runtime.spec import MASKED_PATHS, READONLY_PATHS, args_of
 
@@ -170,6 +171,35 @@ def network_settings(network: str) -> dict[str, Any]:
     }
 
 
+def network_settings_of(rec: Record) -> dict[str, Any]:
+    """NetworkSettings of a container: one entry per configured network, filled in with its
+    live endpoint (address, gateway, MAC, aliases) while it runs; published Ports."""
+    names = list(rec.Networks) or [rec.Network]
+    out = network_settings(names[0])
+    nets: dict[str, Any] = {}
+    for name in names:
+        ep = dict(out["Networks"][names[0]])
+        live = rec.Attached.get(name) or {}
+        aliases = (rec.Networks.get(name) or {}).get("Aliases") or []
+        if live:
+            aliases = live.get("Aliases") or aliases
+            ep.update({k: live[k] for k in _EP_KEYS})
+            ep["DNSNames"] = [rec.short_name, rec.Id[:12], *aliases]
+        ep["Aliases"] = list(aliases) or None
+        nets[name] = ep
+    out["Networks"] = nets
+    first = rec.Attached.get(names[0]) or {}
+    if first:
+        out.update({k: first[k] for k in _EP_KEYS if k != "NetworkID"})
+        out["SandboxKey"] = rec.Netns
+        out["SandboxID"] = rec.Id
+    out["Ports"] = settings_ports(rec)
+    return out
+
+
+_EP_KEYS = ("NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress")
+
+
 def mounts_view(rec: Record, volumes_root: Path) -> list[dict[str, Any]]:
     out = []
     for m in rec.Mounts:
@@ -278,7 +308,7 @@ def inspect_view(
         "GraphDriver": {"Name": driver, "Data": graph},
         "Mounts": mounts_view(rec, volumes_root),
         "Config": config_view(rec),
-        "NetworkSettings": network_settings(rec.Network),
+        "NetworkSettings": network_settings_of(rec),
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
@@ -297,11 +327,11 @@ def list_item(rec: Record, volumes_root: Path) -> dict[str, Any]:
         "ImageID": rec.Image,
         "Command": command_text(rec),
         "Created": int(parse_time(rec.Created) // 1_000_000_000),
-        "Ports": [],
+        "Ports": list_ports(rec),
         "Labels": rec.Config.get("Labels") or {},
         "State": rec.State.Status,
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.HostConfig.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": network_settings(rec.Network)["Networks"]},
+        "NetworkSettings": {"Networks": network_settings_of(rec)["Networks"]},
         "Mounts": mounts_view(rec, volumes_root),
     }

@@ -218,8 +218,8 @@ async def test_create_errors(h: Harness, busybox: str) -> None:
         await h.create(
             busybox, ["true"], HostConfig={"AutoRemove": True, "RestartPolicy": {"Name": "always"}}
         )
-    with pytest.raises(InvalidArgument, match="bridge"):
-        await h.create(busybox, ["true"], HostConfig={"NetworkMode": "bridge"})
+    with pytest.raises(NotFound, match="network no-such-net not found"):
+        await h.create(busybox, ["true"], HostConfig={"NetworkMode": "no-such-net"})
     with pytest.raises(InvalidArgument, match="absolute"):
         await h.create(busybox, ["true"], WorkingDir="relative/dir")
     assert await h.containers.list_containers(all=True, filters={"ancestor": [busybox]}) == []
