@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable
 
 import aiodocker
 
+from tui.cli import containers as container_verbs
 from tui.cli import images as image_verbs
 from tui.cli import login as login_verbs
+from tui.cli import networks as network_verbs
 from tui.cli import registry as registry_verbs
 from tui.cli import scan as scan_verbs
 from tui.cli.dockerconfig import CredentialError
@@ -148,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("refs", nargs="+", metavar="NAME:TAG|NAME@DIGEST")
     _engine_options(p, top=False)
     p.set_defaults(func=registry_verbs.registry_rm)
+    container_verbs.register(sub, lambda p: _engine_options(p, top=False))
+    network_verbs.register(sub, lambda p: _engine_options(p, top=False))
     return parser
 
 

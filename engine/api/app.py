@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from engine.api import auth, build, containers, events, images, registry, system
+from engine.api import auth, build, containers, events, images, registry, system, volumes
+from engine.api import exec as exec_api
+from engine.api import networks as networks_api
 from engine.api.base import (
     API_VERSION,
     ENGINE,
@@ -126,6 +128,9 @@ def create_app(engine: Engine) -> web.Application:
     system.register(routes)
     images.register(routes)
     containers.register(routes)
+    exec_api.register(routes)
+    volumes.register(routes)
+    networks_api.register(routes)
     events.register(routes)
     build.register(routes)
     auth.register(routes)

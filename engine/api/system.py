@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.api import containers as containers_api
+from engine.api import volumes as volumes_api
 from engine.api.base import (
     API_VERSION,
     MIN_API_VERSION,
@@ -210,11 +212,9 @@ async def system_df(request: web.Request) -> web.Response:
         md = engine.metadata
         out["LayersSize"] = sum(layer.size for layer in await md.run(md.list_layers))
     if "container" in want:
-        containers = getattr(engine, "containers", None)
-        out["Containers"] = await containers.disk_usage() if containers is not None else []
+        out["Containers"] = await containers_api.disk_usage(engine)
     if "volume" in want:
-        volumes = getattr(engine, "volumes", None)
-        out["Volumes"] = await volumes.disk_usage() if volumes is not None else []
+        out["Volumes"] = await volumes_api.disk_usage(engine)
     if "build-cache" in want:
         out["BuildCache"] = []
     return json_reply(out)
