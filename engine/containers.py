@@ -277,8 +277,15 @@ class ContainerService(NetworkingMixin, ListingMixin, StreamsMixin, ExecMixin, T
         ]
 
     # -- create ------------------------------------------------------------------------------
-    async def create(self, config: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-        """Create a container from docker's ContainerCreate body; ``{"Id", "Warnings"}``."""
+    async def create(
+        self, config: dict[str, Any], name: str | None = None, *, policy_action: str = "run"
+    ) -> dict[str, Any]:
+        """Create a container from docker's ContainerCreate body; ``{"Id", "Warnings"}``.
+
+        ``policy_action`` is what the image policy checks the image for; a build's RUN step
+        passes "build" (its base was checked by name at FROM, and the intermediate images it
+        runs have no names of their own).
+        """
         config = dict(config)
         host = dict(config.pop("HostConfig", None) or {})
         networking = config.pop("NetworkingConfig", None)
@@ -297,7 +304,8 @@ class ContainerService(NetworkingMixin, ListingMixin, StreamsMixin, ExecMixin, T
         else:
             full_name = names.random_name(set(self._names))
         image_id = await self.images.resolve(image_name)
-        await self.images.check_policy(image_name, image_id, "run")
+        if policy_action == "run":
+            await self.images.check_policy(image_name, image_id, "run")
         image_config = await self.images.config(image_id)
         diff_ids = (image_config.get("rootfs") or {}).get("diff_ids") or []
         chain = chain_ids([Digest.parse(d) for d in diff_ids])[-1] if diff_ids else None

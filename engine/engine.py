@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from engine.build.service import BuildService
 from engine.config import EngineConfig
 from engine.containers import ContainerService
 from engine.events import EventBus
@@ -75,6 +76,7 @@ class Engine:
         self.pusher = pusher
         self.volumes = volumes
         self.containers = containers
+        self.builds = BuildService(config.root, images, containers)
         self.networks = containers.networks
         self.browser = RegistryBrowser(registry)
         self.scanner = Scanner(images, content)

@@ -1,0 +1,278 @@
+"""Images made by the build executor without a container: config-only steps and file layers.
+
+``new_image(images, parent_id, config, created_by, write_tar)`` records a new image on top of
+``parent_id`` (``None`` for ``scratch``): with ``write_tar`` (called in a thread with a file to
+write an uncompressed layer tar into) the tar is gzip-compressed into the content store,
+applied to the snapshotter through the confined unpacker and added as a layer; without it the
+history entry is marked ``empty_layer`` like docker's. ``write_copy_tar`` writes the tar of a
+COPY/ADD step from host files (regular files, directories, symlinks) under a destination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import stat
+import tarfile
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from engine.digest import Digest, chain_ids
+from engine.errors import PortsideError
+from engine.platform import host_platform
+from engine.store.metadata import ImageRow, LayerRow
+
+if TYPE_CHECKING:
+    from engine.images import ImageService
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+_CHUNK = 1 << 20
+
+
+class _GzipHasher:
+    """Write-only file: hashes the raw tar (DiffID) and its gzip form (blob digest)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.diff = hashlib.sha256()
+        self.blob = hashlib.sha256()
+        self.size = 0
+        self.z = zlib.compressobj(6, zlib.DEFLATED, 31)
+
+    def write(self, data: bytes) -> int:
+        self.diff.update(data)
+        self._emit(self.z.compress(data))
+        return len(data)
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.blob.update(data)
+            self.size += len(data)
+            self.out.write(data)
+
+    def close(self) -> None:
+        self._emit(self.z.flush())
+
+    def flush(self) -> None:
+        pass
+
+
+def rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def scratch_config() -> dict[str, Any]:
+    """The image config a ``FROM scratch`` stage starts from."""
+    plat = host_platform()
+    cfg: dict[str, Any] = {"architecture": plat.architecture, "os": plat.os}
+    if plat.variant:
+        cfg["variant"] = plat.variant
+    cfg["config"] = {}
+    cfg["rootfs"] = {"type": "layers", "diff_ids": []}
+    cfg["history"] = []
+    return cfg
+
+
+async def new_image(
+    images: ImageService,
+    parent_id: str | None,
+    config: dict[str, Any],
+    created_by: str,
+    write_tar: Callable[[BinaryIO], None] | None = None,
+) -> str:
+    """Record a child image of ``parent_id`` with container config ``config``; its id."""
+    if parent_id is None:
+        parent_cfg = scratch_config()
+        parent_layers: list[dict[str, Any]] = []
+        parent_size = 0
+    else:
+        parent_cfg = await images.config(parent_id)
+        row = await images.metadata.run(images.metadata.get_image, parent_id)
+        if row is None:
+            raise PortsideError(f"image {parent_id[7:19]} is gone; build again")
+        manifest = json.loads(
+            await asyncio.to_thread(images.content.read, Digest.parse(row.manifest_digest))
+        )
+        parent_layers = list(manifest.get("layers") or [])
+        parent_size = row.size
+    diff_ids = list((parent_cfg.get("rootfs") or {}).get("diff_ids") or [])
+    created = rfc3339()
+    entry: dict[str, Any] = {"created": created, "created_by": created_by}
+    layers = parent_layers
+    size = parent_size
+    async with images.gc.lease():
+        if write_tar is None:
+            entry["empty_layer"] = True
+        else:
+            layer, diff_id, layer_size = await _store_layer(images, diff_ids, write_tar)
+            layers = [*parent_layers, layer]
+            diff_ids = [*diff_ids, diff_id]
+            size += layer_size
+        chains = chain_ids([Digest.parse(d) for d in diff_ids])
+        image_cfg = {
+            "architecture": parent_cfg.get("architecture", ""),
+            "os": parent_cfg.get("os", "linux"),
+            **({"variant": parent_cfg["variant"]} if parent_cfg.get("variant") else {}),
+            "created": created,
+            "config": {k: v for k, v in config.items() if v is not None},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [*(parent_cfg.get("history") or []), entry],
+        }
+        config_raw = json.dumps(image_cfg, separators=(",", ":")).encode()
+        config_digest = Digest.of_bytes(config_raw)
+        await images.content.put(config_digest, config_raw)
+        manifest_obj = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": str(config_digest),
+                "size": len(config_raw),
+            },
+            "layers": layers,
+        }
+        manifest_raw = json.dumps(manifest_obj, separators=(",", ":")).encode()
+        manifest_digest = Digest.of_bytes(manifest_raw)
+        await images.content.put(manifest_digest, manifest_raw)
+        image_id = str(config_digest)
+        row = ImageRow(
+            id=image_id,
+            manifest_digest=str(manifest_digest),
+            manifest_media_type=OCI_MANIFEST,
+            created=created,
+            size=size,
+            added=time.time(),
+            last_tag_time=None,
+        )
+        blobs = [image_id, str(manifest_digest), *(str(x["digest"]) for x in layers)]
+        await images.metadata.run(images.metadata.put_image, row, blobs, [str(c) for c in chains])
+    return image_id
+
+
+async def _store_layer(
+    images: ImageService, diff_ids: list[str], write_tar: Callable[[BinaryIO], None]
+) -> tuple[dict[str, Any], str, int]:
+    """Compress, store and apply one layer; (manifest entry, diff id, unpacked size)."""
+    work = images.content.root.parent / "build-tmp"
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
+    fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix="layer-", dir=work)
+    tmp = Path(name)
+    try:
+
+        def build() -> _GzipHasher:
+            with open(fd, "wb") as fh:
+                hz = _GzipHasher(fh)
+                write_tar(hz)  # type: ignore[arg-type]
+                hz.close()
+                fh.flush()
+                os.fsync(fh.fileno())
+            return hz
+
+        hz = await asyncio.to_thread(build)
+        diff_id = Digest.parse("sha256:" + hz.diff.hexdigest())
+        blob = Digest.parse("sha256:" + hz.blob.hexdigest())
+        async with images.content.writer(blob, hz.size) as writer:
+            if writer is not None:
+                with open(tmp, "rb") as fh:
+                    while chunk := await asyncio.to_thread(fh.read, _CHUNK):
+                        await writer.write(chunk)
+                await writer.commit()
+    finally:
+        await asyncio.to_thread(lambda: tmp.unlink(missing_ok=True))
+    chains = chain_ids([Digest.parse(d) for d in [*diff_ids, str(diff_id)]])
+    parent_chain = chains[-2] if len(chains) > 1 else None
+    result = await images.snapshots.apply(
+        chains[-1], parent_chain, images.content.path(blob), diff_id
+    )
+    await images.metadata.run(
+        images.metadata.put_layer,
+        LayerRow(
+            chain_id=str(chains[-1]),
+            diff_id=str(diff_id),
+            parent=str(parent_chain) if parent_chain else None,
+            blob_digest=str(blob),
+            media_type=OCI_LAYER_GZIP,
+            blob_size=hz.size,
+            size=result.size,
+        ),
+    )
+    entry = {"mediaType": OCI_LAYER_GZIP, "digest": str(blob), "size": hz.size}
+    return entry, str(diff_id), result.size
+
+
+@dataclass
+class CopyItem:
+    """One host path copied to ``dest`` (an absolute path in the image)."""
+
+    source: Path
+    dest: str
+    keep: Callable[[Path], bool] | None = None  # children of a tree to include
+
+
+@dataclass
+class Owner:
+    uid: int = 0
+    gid: int = 0
+
+
+def write_copy_tar(
+    out: BinaryIO,
+    items: list[CopyItem],
+    new_dirs: list[str],
+    owner: Owner,
+    chmod: int | None,
+) -> None:
+    """A layer tar of ``items`` (trees recursively) plus the missing parents ``new_dirs``."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for d in new_dirs:
+            info = tarfile.TarInfo(d.strip("/"))
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.uid, info.gid = owner.uid, owner.gid
+            info.mtime = int(time.time())
+            tar.addfile(info)
+        for item in items:
+            _add_tree(tar, item.source, item.dest.strip("/"), owner, chmod, item.keep, top=True)
+
+
+def _add_tree(
+    tar: tarfile.TarFile,
+    path: Path,
+    name: str,
+    owner: Owner,
+    chmod: int | None,
+    keep: Callable[[Path], bool] | None,
+    top: bool = False,
+) -> None:
+    st = os.lstat(path)
+    info = tarfile.TarInfo(name)
+    info.mtime = int(st.st_mtime)
+    info.uid, info.gid = owner.uid, owner.gid
+    info.mode = chmod if chmod is not None else stat.S_IMODE(st.st_mode)
+    if stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+        if not top:
+            tar.addfile(info)
+        for child in sorted(os.listdir(path)):
+            if keep is None or keep(path / child):
+                sub = f"{name}/{child}" if name else child
+                _add_tree(tar, path / child, sub, owner, chmod, keep)
+    elif stat.S_ISLNK(st.st_mode):
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(path)
+        info.mode = 0o777
+        tar.addfile(info)
+    elif stat.S_ISREG(st.st_mode):
+        info.size = st.st_size
+        with open(path, "rb") as fh:
+            tar.addfile(info, fh)
