@@ -9,6 +9,8 @@ dedicated thread so the event loop never blocks on sqlite.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -85,13 +87,21 @@ class Metadata:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata")
-        self._conn = sqlite3.connect(
-            path, timeout=30, check_same_thread=False, isolation_level=None
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.executescript(_SCHEMA)
+        # Switching to WAL and creating the schema need exclusive locks that two processes
+        # opening a new root at once can deadlock on (SQLite then answers "database is
+        # locked" without waiting): serialise that first step with a file lock.
+        lock_fd = os.open(f"{path}.init-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            self._conn = sqlite3.connect(
+                path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        finally:
+            os.close(lock_fd)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking method of this class on the metadata thread."""

@@ -77,3 +77,41 @@ async def test_event_bus_until_ends_stream():
     bus = EventBus()
     events = [e async for e in bus.subscribe(until=time.time() + 0.05)]
     assert events == []
+
+
+def test_many_processes_open_new_databases_at_once(tmp_path):
+    """WAL switch and schema creation race between processes opening fresh roots together
+    (seen as "database is locked" from two concurrent pulls into a new root)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from engine.store.metadata import ImageRow, Metadata
+        start = float(sys.argv[2])
+        while time.time() < start:
+            pass
+        for n in range(25):
+            md = Metadata(Path({str(tmp_path)!r}) / f"m{{n}}.db")
+            image_id = "sha256:" + sys.argv[1] * 64
+            row = ImageRow(image_id, "sha256:" + "f" * 64, "x", None, 1, time.time(), None)
+            md.put_image(row, [], [])
+            md.close()
+        """
+    )
+    import time
+
+    start = str(time.time() + 1.0)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, digit, start], stderr=subprocess.PIPE)
+        for digit in "12345678"
+    ]
+    errors = [p.communicate()[1].decode()[-300:] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    for n in range(25):
+        md = Metadata(tmp_path / f"m{n}.db")
+        assert len(md.list_images()) == 8
+        md.close()
