@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import aiodocker
 
+from tui.cli import build as build_verbs
 from tui.cli import containers as container_verbs
 from tui.cli import images as image_verbs
 from tui.cli import login as login_verbs
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("refs", nargs="+", metavar="NAME:TAG|NAME@DIGEST")
     _engine_options(p, top=False)
     p.set_defaults(func=registry_verbs.registry_rm)
+    build_verbs.register(sub, lambda p: _engine_options(p, top=False))
     container_verbs.register(sub, lambda p: _engine_options(p, top=False))
     network_verbs.register(sub, lambda p: _engine_options(p, top=False))
     return parser

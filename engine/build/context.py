@@ -145,7 +145,9 @@ class BuildContext:
         patterns = _ignore_patterns_dir(tmp, real)
         ctx.dockerfile = data
         ctx.ignore_patterns = patterns
-        ctx.matcher = for_build(patterns, name)
+        # dockerd drops .dockerignore and the Dockerfile from an uploaded context when
+        # .dockerignore lists them (the docker CLI lists a ``-f`` file it added itself)
+        ctx.matcher = PatternMatcher(patterns)
         return ctx
 
     async def close(self) -> None:

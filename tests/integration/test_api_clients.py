@@ -676,7 +676,7 @@ def test_container_endpoints_without_containers(engine: Engine) -> None:
     assert status == 400
 
 
-def test_portside_lists_no_containers_and_refuses_builds(portside: PortsideFixture) -> None:
+def test_portside_lists_no_containers_and_refuses_empty_builds(portside: PortsideFixture) -> None:
     engine = Engine("portside", portside.host, portside.env, docker_cli())
     assert engine.docker("ps", "-aq").stdout.strip() == ""
     client = engine.client()
@@ -693,4 +693,4 @@ def test_portside_lists_no_containers_and_refuses_builds(portside: PortsideFixtu
     finally:
         shutil.rmtree(context, ignore_errors=True)
     assert result.returncode != 0
-    assert "cannot build images yet" in result.stderr
+    assert "a FROM scratch stage needs a step" in result.stderr
