@@ -22,6 +22,7 @@ import aiodocker  # noqa: E402
 from textual.pilot import Pilot  # noqa: E402
 
 from tests.tui import sample_data, sample_views  # noqa: E402
+from tests.tui.test_terminals_panel import open_fixed_terminal  # noqa: E402
 from tui.app import PortsideApp  # noqa: E402
 from tui.config import DashboardConfig  # noqa: E402
 
@@ -61,6 +62,7 @@ SHOTS: list[tuple[str, str, list[Step]]] = [
     ("volumes", "dark", [sample_views.load, _keys("3")]),
     ("networks", "dark", [sample_views.load, _keys("4")]),
     ("inspect-tree-search", "dark", [sample_views.inspect_search]),
+    ("terminals", "dark", [open_fixed_terminal]),
 ]
 
 

@@ -50,6 +50,7 @@ from tui.sync import DEFAULT_RETRY_DELAYS, EngineSync, one_line
 from tui.widgets.containers import LIVE_STATES
 from tui.widgets.header import CONNECTED, CONNECTING, UNREACHABLE, Counts
 from tui.widgets.stats_sample import Sample
+from tui.widgets.terminals import TerminalsPanel
 
 Connector = Callable[[], Awaitable[aiodocker.Docker]]
 ROW_STATS_INTERVAL = 5.0  # seconds between one-shot stats of the visible running rows
@@ -499,6 +500,7 @@ class PortsideApp(App[int]):
                 keymap.IMAGES,
                 keymap.VOLUMES,
                 keymap.NETWORKS,
+                keymap.TERMINALS,
             ]
         elif isinstance(screen, LogsScreen):
             scopes.append(keymap.LOGS)
@@ -518,9 +520,21 @@ class PortsideApp(App[int]):
         if command.scope == keymap.MAIN:
             self.call_later(main.run_action, command.action)
             return
-        if command.scope in (keymap.CONTAINERS, keymap.IMAGES, keymap.VOLUMES, keymap.NETWORKS):
+        if command.scope in (
+            keymap.CONTAINERS,
+            keymap.IMAGES,
+            keymap.VOLUMES,
+            keymap.NETWORKS,
+            keymap.TERMINALS,
+        ):
             main.action_show_panel(command.scope)
         panel = main.current_panel
+        if isinstance(panel, TerminalsPanel):
+            if command.scope == keymap.TERMINALS:
+                self.call_later(panel.run_action, command.action)
+            else:
+                self.notify(f"{command.description}: show a list panel first", severity="warning")
+            return
         target = panel.table if command.scope == keymap.TABLE else panel
         if target.check_action(command.action, ()) is not True:
             what = command.scope.removesuffix("s") if command.scope != keymap.TABLE else "row"

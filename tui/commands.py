@@ -23,6 +23,7 @@ PALETTE_SCOPES = {
     keymap.NETWORKS: "Network",
     keymap.LOGS: "Logs",
     keymap.INSPECT: "Inspect",
+    keymap.TERMINALS: "Terminal",
 }
 _SKIPPED = {"app.help", "app.quit", "table.down", "table.up", "table.top", "table.bottom"}
 

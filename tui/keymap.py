@@ -30,6 +30,7 @@ INSPECT = "inspect"
 VOLUMES = "volumes"
 NETWORKS = "networks"
 STATS = "stats"
+TERMINALS = "terminals"
 
 SCOPE_TITLES = {
     APP: "Everywhere",
@@ -46,6 +47,7 @@ SCOPE_TITLES = {
     VOLUMES: "Volumes",
     NETWORKS: "Networks",
     STATS: "Stats",
+    TERMINALS: "Terminals",
 }
 
 # Keys Textual or its widgets already use in a scope (bindings without ids).
@@ -74,6 +76,7 @@ FOCUS_CHAINS: tuple[tuple[str, ...], ...] = (
     (TABLE, PANEL, IMAGES, MAIN, APP),
     (TABLE, PANEL, VOLUMES, MAIN, APP),
     (TABLE, PANEL, NETWORKS, MAIN, APP),
+    (TERMINALS, MAIN, APP),
     (LOGS, DIALOG, APP),
     (INSPECT, DIALOG, APP),
     (STATS, DIALOG, APP),
@@ -154,6 +157,16 @@ COMMANDS: tuple[Command, ...] = (
         MAIN,
         False,
     ),
+    Command(
+        "main.terminals",
+        "5",
+        "show_panel('terminals')",
+        "Terminals",
+        "Show the terminals panel",
+        MAIN,
+        False,
+    ),
+    Command("main.shell", "ctrl+t", "local_shell", "Shell", "Open a local shell tab", MAIN, False),
     # Lists
     Command("table.down", "j", "cursor_down", "Down", "Move down", TABLE, False),
     Command("table.up", "k", "cursor_up", "Up", "Move up", TABLE, False),
@@ -210,10 +223,27 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "container.stats_all",
-        "a",
+        "A",
         "stats_all",
         "Stats of all",
         "Graphs of every listed running container",
+        CONTAINERS,
+        False,
+    ),
+    Command(
+        "container.exec",
+        "e",
+        "screen.exec_shell",
+        "Exec",
+        "Open a shell in the container (bash, else sh) in a terminal tab",
+        CONTAINERS,
+    ),
+    Command(
+        "container.attach",
+        "a",
+        "screen.attach",
+        "Attach",
+        "Attach to the container's terminal in a tab (it needs a TTY)",
         CONTAINERS,
         False,
     ),
@@ -234,6 +264,15 @@ COMMANDS: tuple[Command, ...] = (
         "network.prune", "P", "prune", "Prune", "Remove unused networks (asks first)", NETWORKS
     ),
     Command("network.inspect", "i", "inspect", "Inspect", "Show the network's JSON", NETWORKS),
+    # Terminals
+    Command(
+        "terminal.close",
+        "ctrl+w",
+        "close_tab",
+        "Close tab",
+        "End the session of the shown tab and close it",
+        TERMINALS,
+    ),
     # Logs
     Command("logs.follow", "f", "toggle_follow", "Follow", "Keep the last line in view", LOGS),
     Command("logs.pause", "space", "toggle_pause", "Pause", "Hold new lines aside", LOGS),

@@ -24,6 +24,7 @@ def test_ids_are_unique_and_scoped() -> None:
             "network",
             "logs",
             "inspect",
+            "terminal",
         }
 
 

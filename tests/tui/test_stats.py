@@ -30,7 +30,7 @@ async def test_stats_screen_samples_only_visible_blocks(
         await wait_for(pilot, lambda: set(ids) <= set(table.rows_by_key), "listed")
         await pilot.press("slash", *f"{scratch}s", "enter")
         await wait_for(pilot, lambda: set(table.shown_keys) == set(ids), "filtered")
-        await pilot.press("a")
+        await pilot.press("A")
         await wait_for(pilot, lambda: isinstance(app.screen, StatsScreen), "stats view")
         screen = app.screen
         assert isinstance(screen, StatsScreen)

@@ -1,19 +1,27 @@
-"""The main screen: header, the containers and images panels (one shown at a time), footer."""
+"""The main screen: header, the resource panels and the terminals panel (one shown), footer.
+
+It also opens terminal tabs: a shell or an attach in the selected container, a local shell.
+"""
 
 from __future__ import annotations
 
+import aiodocker
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer
 
 from tui import keymap
+from tui.sync import one_line
+from tui.terminal.docker_session import DockerAttachSession, DockerExecSession
+from tui.terminal.session import LocalSession
 from tui.widgets.containers import ContainersPanel
 from tui.widgets.header import EngineHeader
 from tui.widgets.images import ImagesPanel
 from tui.widgets.panel import ResourcePanel
+from tui.widgets.terminals import TerminalsChanged, TerminalsPanel
 from tui.widgets.volumes import NetworksPanel, VolumesPanel
 
-PANELS = ("containers", "images", "volumes", "networks")
+PANELS = ("containers", "images", "volumes", "networks", "terminals")
 
 
 class MainScreen(Screen[None]):
@@ -28,6 +36,7 @@ class MainScreen(Screen[None]):
             yield ImagesPanel(id="images")
             yield VolumesPanel(id="volumes")
             yield NetworksPanel(id="networks")
+            yield TerminalsPanel(id="terminals")
         yield Footer()
 
     @property
@@ -51,8 +60,14 @@ class MainScreen(Screen[None]):
         return self.query_one(NetworksPanel)
 
     @property
-    def current_panel(self) -> ResourcePanel:
+    def terminals(self) -> TerminalsPanel:
+        return self.query_one(TerminalsPanel)
+
+    @property
+    def current_panel(self) -> ResourcePanel | TerminalsPanel:
         name = self.query_one(ContentSwitcher).current or "containers"
+        if name == "terminals":
+            return self.terminals
         return self.query_one(f"#{name}", ResourcePanel)
 
     def on_mount(self) -> None:
@@ -66,4 +81,61 @@ class MainScreen(Screen[None]):
             return
         self.query_one(ContentSwitcher).current = name
         self.header.panel = name
-        self.query_one(f"#{name}", ResourcePanel).focus_table()
+        panel = self.current_panel
+        if isinstance(panel, TerminalsPanel):
+            panel.focus_panel()
+        else:
+            panel.focus_table()
+
+    def on_terminals_changed(self, message: TerminalsChanged) -> None:
+        self.header.terminals = message.count
+
+    async def action_local_shell(self) -> None:
+        """A tab with the user's shell on this machine."""
+        self.action_show_panel("terminals")
+        await self.terminals.open_session(LocalSession())
+
+    async def action_exec_shell(self) -> None:
+        """A tab with bash (sh when bash is missing) in the selected running container."""
+        row = self.containers.selected
+        docker = getattr(self.app, "docker", None)
+        if row is None or docker is None:
+            self.notify("Exec: select a container first", severity="warning", timeout=4)
+            return
+        if row.state != "running":
+            self.notify(f"Exec: {row.name} is not running; start it first", severity="warning")
+            return
+        self.action_show_panel("terminals")
+        await self.terminals.open_session(
+            DockerExecSession(docker, row.id, ["bash"], title=f"bash in {row.name}"),
+            fallback=DockerExecSession(docker, row.id, ["sh"], title=f"sh in {row.name}"),
+        )
+
+    async def action_attach(self) -> None:
+        """A tab attached to the selected container's TTY (only when it has one)."""
+        row = self.containers.selected
+        docker = getattr(self.app, "docker", None)
+        if row is None or docker is None:
+            self.notify("Attach: select a container first", severity="warning", timeout=4)
+            return
+        if row.state != "running":
+            self.notify(f"Attach: {row.name} is not running; start it first", severity="warning")
+            return
+        try:
+            info = await docker.containers.container(row.id).show()
+        except aiodocker.DockerError as error:
+            self.notify(f"Attach: {one_line(error.message)}", severity="error", timeout=6)
+            return
+        config = info.get("Config") or {}
+        if not config.get("Tty") or not config.get("OpenStdin"):
+            self.notify(
+                f"Attach: {row.name} has no terminal (it was not started with -it); "
+                "use e to exec a shell instead",
+                severity="warning",
+                timeout=6,
+            )
+            return
+        self.action_show_panel("terminals")
+        await self.terminals.open_session(
+            DockerAttachSession(docker, row.id, title=f"attach {row.name}")
+        )

@@ -50,6 +50,7 @@ class EngineHeader(Widget):
     counts: reactive[Counts] = reactive(Counts())
     panel: reactive[str] = reactive("containers")
     engine_name: reactive[str] = reactive("")
+    terminals: reactive[int] = reactive(0)
 
     def render(self) -> Content:
         width = self.size.width
@@ -76,11 +77,15 @@ class EngineHeader(Widget):
         if connected and wide:
             volumes += f" {counts.volumes}"
             networks += f" {counts.networks}"
+        terminals = " 5 Terminals" if wide else " 5 Term"
+        if self.terminals:
+            terminals += f" {self.terminals}"
         tabs = (
             ("containers", containers + " "),
             ("images", images + " "),
             ("volumes", volumes + " "),
             ("networks", networks + " "),
+            ("terminals", terminals + " "),
         )
         for key, text in tabs:
             style = "bold reverse $accent" if key == self.panel else "$foreground"
@@ -93,12 +98,22 @@ class EngineHeader(Widget):
         if gap < 1:
             right = self._engine_part(False, short=True)
             right_content = Content.assemble(*right)
-            gap = max(1, width - left_content.cell_length - right_content.cell_length)
+            gap = width - left_content.cell_length - right_content.cell_length
+        if gap < 1 and self.status == CONNECTED:
+            room = width - left_content.cell_length - 4  # gap, dot and its spaces
+            right = self._engine_part(False, short=True, bare=max(room, 1))
+            right_content = Content.assemble(*right)
+        gap = max(1, width - left_content.cell_length - right_content.cell_length)
         return Content.assemble(left_content, " " * gap, right_content)
 
-    def _engine_part(self, wide: bool, *, short: bool = False) -> list[tuple[str, str] | str]:
+    def _engine_part(
+        self, wide: bool, *, short: bool = False, bare: int = 0
+    ) -> list[tuple[str, str] | str]:
+        """The engine's part; ``bare``: only the dot and the name in that many cells."""
         info = self.info
         name = ellipsize(info.name if info else self.engine_name, 16 if short else 28)
+        if self.status == CONNECTED and info is not None and bare:
+            return [("● ", "bold $success"), (ellipsize(name, bare) + " ", "$foreground")]
         if self.status == CONNECTED and info is not None:
             text = f"{name} {info.version}"
             if wide:
