@@ -98,10 +98,16 @@ class TerminalsPanel(Widget):
             self.call_after_refresh(self._show, pane.id, view)
         return view
 
-    def _show(self, pane_id: str, view: TerminalView) -> None:
-        if view.is_attached and self.tabs.active != pane_id:
+    def _show(self, pane_id: str, view: TerminalView, attempts: int = 6) -> None:
+        """Show the new tab, and keep it shown for a few frames: a tab activation the tab bar
+        queued before the new pane existed can arrive late and flip back to an older tab."""
+        if not view.is_attached:
+            return
+        if self.tabs.active != pane_id:
             self.tabs.active = pane_id
             view.focus()
+        if attempts > 1:
+            self.set_timer(0.05, lambda: self._show(pane_id, view, attempts - 1))
 
     def focus_panel(self) -> None:
         """Focus the shown terminal if its program runs, else the tab bar."""
