@@ -10,7 +10,6 @@ network and container is removed at the end, with the CNI iptables chains it cre
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -18,7 +17,6 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -31,10 +29,6 @@ from tests.integration.test_network_cni import cni_host_chains
 
 __all__ = ["cni_host_chains"]  # the module fixture restoring the host's iptables chains
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
-    pytest.mark.skipif(not Path("/usr/lib/cni/bridge").is_file(), reason="no CNI plugins"),
-]
 
 BUSYBOX = "test/busybox:1"
 HTTPD = "mkdir -p /www && echo {token} > /www/index.html && exec httpd -f -p 80 -h /www"

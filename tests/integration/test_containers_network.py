@@ -36,10 +36,6 @@ from tests.integration.test_network_cni import cni_host_chains, http_get, run
 
 __all__ = ["cni_host_chains"]  # the module fixture restoring the host's iptables chains
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
-    pytest.mark.skipif(not Path("/usr/lib/cni/bridge").is_file(), reason="no CNI plugins"),
-]
 
 HTTPD = "mkdir -p /www && echo {token} > /www/index.html && exec httpd -f -p 80 -h /www"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import secrets
 import shlex
 import shutil
@@ -27,11 +26,6 @@ from engine.network import netns
 from engine.network.cni import CNIError
 from engine.network.networks import NetworkService
 from engine.network.ports import parse_port_specs
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
-    pytest.mark.skipif(not Path("/usr/lib/cni/bridge").is_file(), reason="no CNI plugins"),
-]
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 

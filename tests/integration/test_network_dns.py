@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import secrets
 import struct
 from collections.abc import AsyncIterator
@@ -129,7 +128,6 @@ async def nslookup(ns_name: str, name: str, server: str) -> tuple[int, str]:
     return await run("ip", "netns", "exec", ns_name, BUSYBOX, "nslookup", name, server)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 async def test_containers_resolve_each_other_on_a_user_network(
     env: Env, upstream: tuple[str, int]
 ) -> None:
