@@ -11,23 +11,25 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.digest import Digest
+from engine.digest import Digest, chain_ids
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound, PortsideError
 from engine.policy import ImagePolicy
 from engine.progress import ProgressCallback
 from engine.pull import Puller, parse_platform
 from engine.reference import Reference
+from engine.store.metadata import ImageRow
 
 if TYPE_CHECKING:
     from engine.events import EventBus
     from engine.registry.credentials import AuthConfig
     from engine.store.content import ContentStore
     from engine.store.gc import GarbageCollector
-    from engine.store.metadata import ImageRow, Metadata
+    from engine.store.metadata import Metadata
     from engine.store.snapshots import Snapshotter
 
 # Given an image id, the ids/names of containers using it (set by the container service).
@@ -152,6 +154,52 @@ class ImageService:
             )
         for full in names:
             policy.check(Reference.parse(full), action)
+
+    async def record_image(
+        self,
+        config: dict[str, Any],
+        layers: list[dict[str, Any]],
+        *,
+        size: int,
+        tagged: bool = False,
+    ) -> str:
+        """Store a locally made image (commit, build): its config and an OCI manifest over
+        ``layers`` (manifest layer descriptors whose blobs and snapshots already exist),
+        then the image record; returns the image id."""
+        from engine.oci import OCI_CONFIG, OCI_MANIFEST
+
+        config_raw = json.dumps(config, separators=(",", ":")).encode()
+        config_digest = Digest.of_bytes(config_raw)
+        await self.content.put(config_digest, config_raw)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": str(config_digest),
+                "size": len(config_raw),
+            },
+            "layers": layers,
+        }
+        manifest_raw = json.dumps(manifest, separators=(",", ":")).encode()
+        manifest_digest = Digest.of_bytes(manifest_raw)
+        await self.content.put(manifest_digest, manifest_raw)
+        image_id = str(config_digest)
+        now = time.time()
+        row = ImageRow(
+            id=image_id,
+            manifest_digest=str(manifest_digest),
+            manifest_media_type=OCI_MANIFEST,
+            created=config.get("created"),
+            size=size,
+            added=now,
+            last_tag_time=now if tagged else None,
+        )
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        chains = [str(c) for c in chain_ids([Digest.parse(d) for d in diff_ids])]
+        blobs = [image_id, str(manifest_digest), *(str(layer["digest"]) for layer in layers)]
+        await self.metadata.run(self.metadata.put_image, row, blobs, chains)
+        return image_id
 
     async def _named_by_id(self, name: str, image_id: str) -> bool:
         """Whether ``resolve(name)`` found ``image_id`` by its id rather than by a name."""
@@ -437,8 +485,6 @@ class ImageService:
 
 
 def _chains_in_order(diff_ids: list[str]) -> list[Digest]:
-    from engine.digest import chain_ids
-
     return chain_ids([Digest.parse(d) for d in diff_ids])
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from engine.digest import Digest, chain_ids
 from engine.errors import PortsideError
 from engine.platform import host_platform
-from engine.store.metadata import ImageRow, LayerRow
+from engine.store.metadata import LayerRow
 
 if TYPE_CHECKING:
     from engine.images import ImageService
@@ -118,7 +118,6 @@ async def new_image(
             layers = [*parent_layers, layer]
             diff_ids = [*diff_ids, diff_id]
             size += layer_size
-        chains = chain_ids([Digest.parse(d) for d in diff_ids])
         image_cfg = {
             "architecture": parent_cfg.get("architecture", ""),
             "os": parent_cfg.get("os", "linux"),
@@ -128,34 +127,7 @@ async def new_image(
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [*(parent_cfg.get("history") or []), entry],
         }
-        config_raw = json.dumps(image_cfg, separators=(",", ":")).encode()
-        config_digest = Digest.of_bytes(config_raw)
-        await images.content.put(config_digest, config_raw)
-        manifest_obj = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": OCI_CONFIG,
-                "digest": str(config_digest),
-                "size": len(config_raw),
-            },
-            "layers": layers,
-        }
-        manifest_raw = json.dumps(manifest_obj, separators=(",", ":")).encode()
-        manifest_digest = Digest.of_bytes(manifest_raw)
-        await images.content.put(manifest_digest, manifest_raw)
-        image_id = str(config_digest)
-        row = ImageRow(
-            id=image_id,
-            manifest_digest=str(manifest_digest),
-            manifest_media_type=OCI_MANIFEST,
-            created=created,
-            size=size,
-            added=time.time(),
-            last_tag_time=None,
-        )
-        blobs = [image_id, str(manifest_digest), *(str(x["digest"]) for x in layers)]
-        await images.metadata.run(images.metadata.put_image, row, blobs, [str(c) for c in chains])
+        image_id = await images.record_image(image_cfg, layers, size=size)
     return image_id
 
 

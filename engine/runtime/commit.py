@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from engine.digest import Digest, chain_ids
 from engine.errors import InvalidArgument, PortsideError
 from engine.reference import Reference
-from engine.store.metadata import ImageRow, LayerRow
+from engine.store.metadata import LayerRow
 
 if TYPE_CHECKING:
     from engine.images import ImageService
@@ -264,39 +264,12 @@ async def commit(
                 "rootfs": {"type": "layers", "diff_ids": diff_ids},
                 "history": history,
             }
-            config_raw = json.dumps(config, separators=(",", ":")).encode()
-            config_digest = Digest.of_bytes(config_raw)
-            await images.content.put(config_digest, config_raw)
             layers = list(parent_manifest.get("layers") or [])
             layers.append(
                 {"mediaType": OCI_LAYER_GZIP, "digest": str(blob_digest), "size": hz.size}
             )
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": OCI_CONFIG,
-                    "digest": str(config_digest),
-                    "size": len(config_raw),
-                },
-                "layers": layers,
-            }
-            manifest_raw = json.dumps(manifest, separators=(",", ":")).encode()
-            manifest_digest = Digest.of_bytes(manifest_raw)
-            await images.content.put(manifest_digest, manifest_raw)
-            image_id = str(config_digest)
-            row = ImageRow(
-                id=image_id,
-                manifest_digest=str(manifest_digest),
-                manifest_media_type=OCI_MANIFEST,
-                created=created,
-                size=parent_row.size + result.size,
-                added=time.time(),
-                last_tag_time=time.time() if target else None,
-            )
-            blobs = [image_id, str(manifest_digest), *(str(layer["digest"]) for layer in layers)]
-            await images.metadata.run(
-                images.metadata.put_image, row, blobs, [str(c) for c in chains]
+            image_id = await images.record_image(
+                config, layers, size=parent_row.size + result.size, tagged=target is not None
             )
             if target is not None:
                 await images.metadata.run(images.metadata.set_tag, target.tagged_str(), image_id)
