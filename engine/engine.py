@@ -35,16 +35,25 @@ VERSION = "0.1.0"
 
 
 def _engine_id(root: Path) -> str:
-    """A stable id for this root (docker's ``ID`` in /info)."""
+    """A stable id for this root (docker's ``ID`` in /info).
+
+    Several processes may open a new root at once: each writes a candidate to its own temp
+    file and hard-links it into place, which only the first can do; the others read it.
+    """
     path = root / "engine-id"
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        value = str(uuid.uuid4()).upper()
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(value + "\n")
-        os.replace(tmp, path)
-        return value
+        pass
+    tmp = root / f".engine-id.{os.getpid()}"
+    tmp.write_text(str(uuid.uuid4()).upper() + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
 
 
 class Engine:
