@@ -174,13 +174,15 @@ async def _run_verb(func: Verb, args: argparse.Namespace) -> int:
         return await func(docker, args)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run ``portside ARGV``; ``parser`` is a ready ``build_parser()`` (the command server
+    builds it once)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "serve":
         from engine.embedded import serve_main
 
         return serve_main(argv[1:])
-    parser = build_parser()
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,

@@ -1,0 +1,31 @@
+"""The ``portside`` console command.
+
+Verbs go to a warm command server when one runs (tui/cmdclient.py, tui/cmdserver.py): they
+then start in tens of milliseconds instead of paying the verbs' ~200 ms of imports. The
+dashboard, ``serve``, ``PORTSIDE_CMDSERVER=0`` and the first verb (which starts a server for
+the next ones) run in this process.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tui import cmdproto
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if cmdproto.enabled() and cmdproto.warm_eligible(argv):
+        from tui import cmdclient
+
+        code = cmdclient.run(argv)
+        if code is not None:
+            return code
+        cmdclient.spawn_server()
+    from tui.main import main as run_here
+
+    return run_here(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
