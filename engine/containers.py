@@ -397,7 +397,7 @@ class ContainerService(NetworkingMixin, ListingMixin, StreamsMixin, ExecMixin, T
                 raise Conflict("cannot start a paused container, try unpause instead")
             if rec.State.Running:
                 return False
-            if st.removing or rec.State.Status == "removing":
+            if st.removing or rec.State.Status in ("removing", "dead"):
                 raise Conflict(
                     f"container {rec.Id[:12]} is marked for removal and cannot be started"
                 )
@@ -878,12 +878,24 @@ class ContainerService(NetworkingMixin, ListingMixin, StreamsMixin, ExecMixin, T
             with contextlib.suppress(PortsideError):
                 await driver.delete(rt, rec.Id, force=True)
         await self._net_down(rec)
+        try:
+            await self.rootfs.remove(cdir)
+        except OSError as err:
+            # docker's "dead": half removed; kept so that a later rm can finish the job
+            self._state[rec.Id].removing = False
+            rec.State.Status = "dead"
+            rec.State.Dead = True
+            await self._save(rec)
+            raise PortsideError(
+                f"unable to remove filesystem for {rec.Id}: {err.strerror or err}: "
+                f"{err.filename or cdir}; the container is now dead, remove it again with "
+                "`rm -f` once nothing holds it"
+            ) from None
         for ex in [e for e in self._execs.values() if e.container == rec.Id]:
             self._execs.pop(ex.id, None)
         self._records.pop(rec.Id, None)
         if self._names.get(rec.Name) == rec.Id:
             del self._names[rec.Name]
-        await self.rootfs.remove(cdir)
         if volumes:
             for m in rec.Mounts:
                 if m["type"] == "volume" and self.volumes.is_anonymous(m["source"]):

@@ -188,6 +188,11 @@ class Rootfs:
 
     # -- remove -----------------------------------------------------------------------------------
     async def remove(self, cdir: Path) -> None:
+        """Unmount and delete a container's directory; OSError when something holds it
+        (a mount inside, a busy file), with the directory left for a later attempt."""
         await self.unmount(cdir)
         await asyncio.to_thread(_unmount, cdir / "view")
-        await asyncio.to_thread(shutil.rmtree, cdir, True)
+        try:
+            await asyncio.to_thread(shutil.rmtree, cdir)
+        except FileNotFoundError:
+            pass

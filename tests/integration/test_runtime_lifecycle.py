@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from engine.errors import Conflict, InvalidArgument, NotFound
+from engine.errors import Conflict, InvalidArgument, NotFound, PortsideError
 from tests.fixtures.containers import Harness, open_harness, prepare_root
 
 RUNTIMES = ["crun", "runc"]
@@ -170,6 +171,35 @@ async def test_remove_running_needs_force(h: Harness, busybox: str) -> None:
     with pytest.raises(NotFound):
         await h.containers.inspect(cid)
     assert await h.containers.list_containers(all=True, filters={"id": [cid]}) == []
+
+
+async def test_a_removal_that_cannot_finish_leaves_a_dead_container(
+    h: Harness, busybox: str
+) -> None:
+    """docker's "dead": something holds the container's directory (here a mount inside it),
+    so rm fails with the reason, the container stays listed as dead and cannot start, and a
+    later rm finishes once the holder is gone."""
+    cid = await h.create(busybox, ["true"])
+    holder = h.engine.config.root / "containers" / cid / "held"
+    holder.mkdir()
+    await asyncio.to_thread(
+        subprocess.run, ["mount", "-t", "tmpfs", "tmpfs", str(holder)], check=True
+    )
+    try:
+        with pytest.raises(PortsideError, match=r"unable to remove filesystem.*dead"):
+            await h.containers.remove(cid, force=True)
+        info = await h.containers.inspect(cid)
+        assert info["State"]["Status"] == "dead" and info["State"]["Dead"] is True
+        (listed,) = await h.containers.list_containers(all=True, filters={"id": [cid]})
+        assert listed["State"] == "dead" and listed["Status"] == "Dead"
+        with pytest.raises(Conflict, match="marked for removal"):
+            await h.containers.start(cid)
+    finally:
+        await asyncio.to_thread(subprocess.run, ["umount", str(holder)], check=False)
+    await h.containers.remove(cid, force=True)
+    assert not (h.engine.config.root / "containers" / cid).exists()
+    with pytest.raises(NotFound):
+        await h.containers.inspect(cid)
 
 
 async def test_auto_remove(h: Harness, busybox: str) -> None:
