@@ -157,20 +157,30 @@ def naive_changes(rootfs: Path, image: Path | None, exclude: set[str]) -> list[t
 
 
 # -- tars -------------------------------------------------------------------------------------
+def _kept_xattr(name: str) -> bool:
+    """File capabilities (``setcap``, as docker keeps them) and user attributes; never the
+    overlay driver's own or SELinux labels, which belong to this host."""
+    if name.startswith(("user.overlay.", "trusted.overlay.")):
+        return False
+    return name == "security.capability" or name.startswith("user.")
+
+
 def _xattrs(path: str) -> dict[str, str]:
+    """PAX records for a file's kept xattrs; binary values travel as surrogate escapes, which
+    tarfile writes with ``hdrcharset=BINARY``."""
     out: dict[str, str] = {}
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
         return out
     for name in names:
-        if not name.startswith("user."):
+        if not _kept_xattr(name):
             continue
         try:
             value = os.getxattr(path, name, follow_symlinks=False)
-            out["SCHILY.xattr." + name] = value.decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+        except OSError:
             continue
+        out["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
     return out
 
 

@@ -6,6 +6,8 @@ process list."""
 from __future__ import annotations
 
 import io
+import os
+import struct
 import tarfile
 from pathlib import Path
 
@@ -112,6 +114,28 @@ async def test_commit_runs_as_new_image(h: Harness, busybox: str) -> None:
         await h.engine.images.remove(image_id)
     with pytest.raises(InvalidArgument, match="not a valid change"):
         await h.containers.commit(cid, changes=["RUN rm -rf /"])
+
+
+# struct vfs_cap_data, revision 2, effective: CAP_NET_RAW (13) permitted
+NET_RAW_CAPABILITY = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)
+
+
+async def test_commit_keeps_file_capabilities_and_user_xattrs(h: Harness, busybox: str) -> None:
+    """What ``setcap cap_net_raw+ep`` leaves on a file (security.capability) survives commit,
+    unpack and export, as with docker; user.* attributes too; overlay's own do not."""
+    cid = await changed(h, busybox)
+    upper = h.engine.config.root / "containers" / cid / "upper" / "tmp" / "added.txt"
+    os.setxattr(upper, "security.capability", NET_RAW_CAPABILITY)
+    os.setxattr(upper, "user.note", b"kept")
+    result = await h.containers.commit(cid, repo="committed/caps", tag=h.runtime)
+    new = await h.create(result["Id"], ["true"])
+    data = b"".join([chunk async for chunk in h.containers.export(new)])
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        headers = tar.getmember("tmp/added.txt").pax_headers
+    raw = headers["SCHILY.xattr.security.capability"].encode("utf-8", "surrogateescape")
+    assert raw == NET_RAW_CAPABILITY
+    assert headers["SCHILY.xattr.user.note"] == "kept"
+    assert not any("overlay" in key for key in headers)
 
 
 async def test_commit_running_container(h: Harness, busybox: str) -> None:
