@@ -13,16 +13,24 @@ at module level (the engine and aiohttp are loaded inside the functions) and nev
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
+import shutil
 import socket
 import stat
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.config import EngineConfig
 
 _PING = b"GET /_ping HTTP/1.0\r\nHost: portside\r\n\r\n"
+_PRIVATE_PREFIX = "portside-"
+_PRIVATE_NAME = re.compile(r"portside-[a-z0-9_]{8}")
+_LOCK_NAME = "engine.lock"
 _PROBE_TIMEOUT = 1.0
 
 
@@ -36,9 +44,6 @@ async def embedded_engine(
     ``overrides`` applied (``root=``, ``insecure_registries=[...]``, ...).
     """
     import asyncio
-    import shutil
-    import tempfile
-    from pathlib import Path
 
     from engine.api.app import create_app
     from engine.api.server import ApiServer
@@ -52,7 +57,9 @@ async def embedded_engine(
     base = os.environ.get("XDG_RUNTIME_DIR") or None
     if base is not None and not os.access(base, os.W_OK):
         base = None
-    private = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="portside-", dir=base))
+    await asyncio.to_thread(sweep_private_dirs, Path(base or tempfile.gettempdir()))
+    private = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=_PRIVATE_PREFIX, dir=base))
+    lock_fd = await asyncio.to_thread(_hold_lock, private)
     try:
         engine = await Engine.open(config)
         try:
@@ -66,6 +73,62 @@ async def embedded_engine(
             await engine.close()
     finally:
         await asyncio.to_thread(shutil.rmtree, private, True)
+        os.close(lock_fd)
+
+
+def _hold_lock(private: Path) -> int:
+    """Lock held for as long as this engine lives: a sweeper that can take it knows the
+    directory's engine is gone (even after SIGKILL, which skips our cleanup)."""
+    fd = os.open(private / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_private_dirs(base: Path) -> list[Path]:
+    """Remove the private socket directories of embedded engines that died without cleaning
+    up; returns what was removed. Only this user's ``portside-XXXXXXXX`` directories whose
+    lock nobody holds (or, from before the lock existed, that hold nothing but a socket
+    nobody answers on) are touched."""
+    removed = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _PRIVATE_NAME.fullmatch(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            continue
+        path = Path(entry.path)
+        if _abandoned(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _abandoned(path: Path) -> bool:
+    try:
+        fd = os.open(path / _LOCK_NAME, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        try:
+            names = set(os.listdir(path))
+        except OSError:
+            return False
+        sock = path / "engine.sock"
+        return names <= {"engine.sock"} and (not names or not _answers_ping(str(sock)))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _answers_ping(path: str) -> bool:

@@ -5,9 +5,11 @@ Each test starts its own real daemon (``python -m engine.daemon``) in a temporar
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -22,7 +24,7 @@ import aiodocker
 import pytest
 
 from engine.config import EngineConfig
-from engine.embedded import embedded_engine, running_engine_socket
+from engine.embedded import embedded_engine, running_engine_socket, sweep_private_dirs
 from tests.fixtures.pki import TestCA
 from tests.fixtures.portside import (
     REPO_ROOT,
@@ -301,6 +303,61 @@ async def test_embedded_engine_takes_config_overrides(tmp_path: Path) -> None:
             await docker.close()
     assert info["DockerRootDir"] == str(tmp_path / "r2")
     assert "10.9.8.7:5000" in info["RegistryConfig"]["IndexConfigs"]
+
+
+def test_a_killed_embedded_engine_leaves_nothing_behind_for_long(tmp_path: Path) -> None:
+    """SIGKILL skips the embedded engine's cleanup; the next one to start removes the dead
+    engine's private directory (its lock is free), and only that."""
+    runtime_dir = short_tempdir("ps-xdg-")
+    try:
+        runtime_dir.chmod(0o700)
+        env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir), PYTHONPATH=str(REPO_ROOT))
+        code = (
+            "import asyncio, sys\n"
+            "from tests.fixtures.engine import engine_config\n"
+            "from engine.embedded import embedded_engine\n"
+            "async def main():\n"
+            "    async with embedded_engine(engine_config(__import__('pathlib').Path(sys.argv[1])))"
+            " as url:\n"
+            "        print(url, flush=True)\n"
+            "        await asyncio.sleep(600)\n"
+            "asyncio.run(main())\n"
+        )
+        victim = subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "victim")],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert victim.stdout is not None
+            dead_dir = Path(victim.stdout.readline().strip().removeprefix("unix://")).parent
+        finally:
+            victim.kill()
+            victim.wait()
+        assert dead_dir.parent == runtime_dir and dead_dir.exists()
+        live_dir = runtime_dir / "portside-live0000"
+        live_dir.mkdir(mode=0o700)
+        held = os.open(live_dir / "engine.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(held, fcntl.LOCK_EX)  # an engine that is still running
+        legacy = runtime_dir / "portside-old00000"  # from before the lock: a dead socket
+        legacy.mkdir(mode=0o700)
+        with socket.socket(socket.AF_UNIX) as gone:
+            gone.bind(str(legacy / "engine.sock"))
+        keep = [runtime_dir / "portside-cmd-0", runtime_dir / "portside-data0000"]
+        keep[0].mkdir(mode=0o700)
+        keep[1].mkdir(mode=0o700)
+        (keep[1] / "notes.txt").write_text("not an engine's")
+        try:
+            removed = sweep_private_dirs(runtime_dir)
+        finally:
+            os.close(held)
+        assert sorted(removed) == sorted([dead_dir, legacy])
+        assert not dead_dir.exists() and not legacy.exists()
+        assert live_dir.exists() and all(path.exists() for path in keep)
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 def test_running_engine_socket_finds_a_live_serve(
