@@ -9,17 +9,12 @@ resize, and what happens when the client dies or the server idles out.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import secrets
-import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +24,7 @@ import pytest
 
 from tests.fixtures.portside import PortsideFixture, start_portside
 from tests.fixtures.procs import short_tempdir
+from tests.fixtures.terminal import Terminal
 
 BUSYBOX = "test/busybox:1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -228,77 +224,25 @@ def test_sigterm_to_the_client_reaches_the_container(warm: Warm) -> None:
         proc.wait()
 
 
-class Terminal:
-    """The console script on a pseudo-terminal, read with bounded waits."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.chdir(REPO_ROOT)
-            os.execve(argv[0], argv, env)
-        self.pid, self.fd = pid, fd
-        self.size(30, 100)
-        self.out = b""
-
-    def size(self, rows: int, cols: int) -> None:
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    def expect(self, marker: bytes, timeout: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in self.out:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{marker!r} not seen; output so far: {self.out!r}")
-            ready, _, _ = select.select([self.fd], [], [], min(left, 1.0))
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 4096)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    raise AssertionError(f"EOF before {marker!r}; output: {self.out!r}")
-                self.out += chunk
-
-    def exit_code(self, timeout: float = TIMEOUT) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if ready:
-                try:
-                    self.out += os.read(self.fd, 4096)
-                except OSError:
-                    pass
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        raise AssertionError(f"the CLI did not exit; output: {self.out!r}")
-
-
 def test_run_it_in_a_real_terminal_with_resize(warm: Warm) -> None:
-    term = Terminal([str(PORTSIDE), "run", "-it", "--rm", warm.image, "sh"], warm.env)
+    term = Terminal([str(PORTSIDE), "run", "-it", "--rm", warm.image, "sh"], warm.env, REPO_ROOT)
     term.expect(b"# ")
-    os.write(term.fd, b"stty size; echo tty-$((6*7))\r")
+    term.send(b"stty size; echo tty-$((6*7))\r")
     term.expect(b"tty-42")
     assert b"30 100" in term.out
     term.size(40, 120)  # the terminal sends SIGWINCH to the client, which forwards it
     os.kill(term.pid, signal.SIGWINCH)
     deadline = time.monotonic() + TIMEOUT
     while b"40 120" not in term.out and time.monotonic() < deadline:
-        os.write(term.fd, b"stty size\r")
-        time.sleep(0.3)
-        ready, _, _ = select.select([term.fd], [], [], 0.5)
-        if ready:
-            term.out += os.read(term.fd, 4096)
+        term.send(b"stty size\r")
+        term.read_for(0.5)
     assert b"40 120" in term.out
-    os.write(term.fd, b"sleep 30\r")
+    term.send(b"sleep 30\r")
     time.sleep(0.5)
-    os.write(term.fd, b"\x03")  # ctrl-c is a byte for the container's shell in raw mode
-    os.write(term.fd, b"echo still-$((1+1))\r")
+    term.send(b"\x03")  # ctrl-c is a byte for the container's shell in raw mode
+    term.send(b"echo still-$((1+1))\r")
     term.expect(b"still-2")
-    os.write(term.fd, b"exit 4\r")
+    term.send(b"exit 4\r")
     assert term.exit_code() == 4
 
 

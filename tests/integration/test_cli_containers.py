@@ -8,19 +8,14 @@ and the exit code.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import secrets
-import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tarfile
-import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +25,7 @@ import pytest
 
 from tests.fixtures.procs import short_tempdir
 from tests.fixtures.registry import RegistryFixture
+from tests.fixtures.terminal import Terminal
 
 BUSYBOX = "test/busybox:1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -237,58 +233,8 @@ def test_volume_verbs(cli: Cli, busybox: str) -> None:
 # -- run -it through a real terminal ------------------------------------------------------------
 
 
-class Terminal:
-    """A child process on a pseudo-terminal, read with bounded waits."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.chdir(REPO_ROOT)
-            os.execve(argv[0], argv, env)
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-        self.pid, self.fd = pid, fd
-        self.out = b""
-
-    def expect(self, marker: bytes, timeout: float = 60) -> bytes:
-        deadline = time.monotonic() + timeout
-        while marker not in self.out:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{marker!r} not seen; output so far: {self.out!r}")
-            ready, _, _ = select.select([self.fd], [], [], min(left, 1.0))
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 4096)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    raise AssertionError(f"EOF before {marker!r}; output: {self.out!r}")
-                self.out += chunk
-        return self.out
-
-    def send(self, data: bytes) -> None:
-        os.write(self.fd, data)
-
-    def exit_code(self, timeout: float = 60) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if ready:
-                try:
-                    self.out += os.read(self.fd, 4096)
-                except OSError:
-                    pass
-        os.kill(self.pid, 9)
-        os.waitpid(self.pid, 0)
-        raise AssertionError(f"the CLI did not exit; output: {self.out!r}")
-
-
 def test_run_it_in_a_real_terminal(cli: Cli, busybox: str) -> None:
-    term = Terminal(cli.argv("run", "-it", "--rm", busybox, "sh"), cli.env)
+    term = Terminal(cli.argv("run", "-it", "--rm", busybox, "sh"), cli.env, REPO_ROOT)
     term.send(b"stty size; echo tty-$((6*7))\r")
     term.expect(b"tty-42")
     term.send(b"sleep 30\r")
@@ -303,7 +249,7 @@ def test_run_it_in_a_real_terminal(cli: Cli, busybox: str) -> None:
 
 def test_run_it_detach_keys(cli: Cli, busybox: str) -> None:
     name = _name("it")
-    term = Terminal(cli.argv("run", "-it", "--name", name, busybox, "sh"), cli.env)
+    term = Terminal(cli.argv("run", "-it", "--name", name, busybox, "sh"), cli.env, REPO_ROOT)
     try:
         term.send(b"echo ready-$((2+2))\r")
         term.expect(b"ready-4")
@@ -318,7 +264,7 @@ def test_exec_it_start_attach_and_signal_proxy(cli: Cli, busybox: str) -> None:
     name = _name("ex")
     cli("run", "-d", "--name", name, busybox, "sleep", "100")
     try:
-        term = Terminal(cli.argv("exec", "-it", name, "sh"), cli.env)
+        term = Terminal(cli.argv("exec", "-it", name, "sh"), cli.env, REPO_ROOT)
         term.send(b"tty; echo in-$((3*3))\r")
         term.expect(b"in-9")
         assert b"/dev/pts/" in term.out
@@ -359,13 +305,13 @@ def test_attach_to_a_running_tty_container(cli: Cli, busybox: str) -> None:
     name = _name("att")
     cli("run", "-dit", "--name", name, busybox, "sh")
     try:
-        term = Terminal(cli.argv("attach", name), cli.env)
+        term = Terminal(cli.argv("attach", name), cli.env, REPO_ROOT)
         term.send(b"echo attached-$((5+5))\r")
         term.expect(b"attached-10")
         term.send(b"\x10\x11")  # detach: the shell goes on
         assert term.exit_code() == 0
         assert name in cli("ps").stdout
-        again = Terminal(cli.argv("attach", name), cli.env)
+        again = Terminal(cli.argv("attach", name), cli.env, REPO_ROOT)
         again.send(b"exit 3\r")
         assert again.exit_code() == 3
         assert cli("wait", name).stdout.strip() == "3"
