@@ -28,6 +28,11 @@ class EngineConfig:
     # Docker's own certs.d convention, read too (tests set it empty to stay self-contained).
     system_certs_dirs: list[Path] = field(default_factory=lambda: [Path("/etc/docker/certs.d")])
     docker_config: Path = field(default_factory=docker_config_dir)
+    # Registry credentials for requests that bring none (no X-Registry-Auth) come from
+    # docker_config: None means yes for an embedded engine, which runs as its one user, and
+    # no for ``portside serve``, whose socket users must not borrow the daemon's logins
+    # (dockerd never reads a config.json either).
+    daemon_credentials: bool | None = None
     max_concurrent_downloads: int = 4
     snapshotter: str | None = None  # "overlay" | "copy" | None for auto-detect
     # Pull policy (engine.policy): image name patterns; empty allowed list = all allowed.

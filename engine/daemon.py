@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             insecure_registries=args.insecure_registry,
             registry_mirrors=args.registry_mirror,
         )
+        if config.daemon_credentials is None:
+            config.daemon_credentials = False  # a shared daemon: callers bring their own
         asyncio.run(serve(config, socket_path, tcp=tcp, tls=tls))
     except PortsideError as err:
         log.error("%s", err.message)

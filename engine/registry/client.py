@@ -503,6 +503,8 @@ class RegistryClient:
         return await self._docker_credentials(endpoint.registry)
 
     async def _docker_credentials(self, host: str) -> AuthConfig | None:
+        if self.config.daemon_credentials is False:
+            return None
         now = time.monotonic()
         cached = self._credentials.get(host)
         if cached is not None and cached[0] > now:

@@ -596,3 +596,41 @@ def test_push_policy_is_enforced(registry_tls: RegistryFixture) -> None:
         shutil.rmtree(base, ignore_errors=True)
     assert status == 403
     assert "refused by rule denied_registries" in json.loads(body)["message"]
+
+
+@pytest.mark.parametrize("daemon_credentials", [None, True])
+def test_serve_lends_its_own_logins_only_when_told(
+    registry_tls: RegistryFixture,
+    busybox_tls: str,
+    daemon_credentials: bool | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pull that brings no X-Registry-Auth: dockerd has no logins of its own to offer, and
+    neither has ``portside serve`` by default (every socket user would borrow them), even
+    with the daemon user's config.json holding one; ``daemon_credentials = true`` opts in."""
+    base = short_tempdir("ps-cred-")
+    try:
+        daemon_config = base / "daemon-docker-config"
+        daemon_config.mkdir()
+        auth = base64.b64encode(f"{registry_tls.username}:{registry_tls.password}".encode())
+        (daemon_config / "config.json").write_text(
+            json.dumps({"auths": {registry_tls.host: {"auth": auth.decode()}}})
+        )
+        monkeypatch.setenv("DOCKER_CONFIG", str(daemon_config))
+        config = base / "engine.toml"
+        setting = "" if daemon_credentials is None else "daemon_credentials = true\n"
+        config.write_text(f"[engine]\n{setting}")
+        with trusting_serve(base, registry_tls, "--config", str(config)) as serve:
+            status, _, body = unix_request(
+                serve.socket_path, "POST", "/images/create", query={"fromImage": busybox_tls}
+            )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    if daemon_credentials:
+        assert status == 200
+        last = _lines(body)[-1]
+        assert "error" not in last, last
+        assert "Status: Downloaded newer image" in last["status"]
+    else:  # refused before any progress, as dockerd answers a pull it cannot authorise
+        assert status == 401
+        assert "authentication required" in json.loads(body)["message"]
