@@ -43,6 +43,7 @@ from engine.runtime import (
     users,
 )
 from engine.runtime import record as records
+from engine.runtime.archive.service import ArchiveMixin
 from engine.runtime.attach import Attachment
 from engine.runtime.execs import ExecMixin, ExecRecord
 from engine.runtime.hostconfig import MountSpec
@@ -87,7 +88,9 @@ def _now() -> str:
     return rfc3339nano()
 
 
-class ContainerService(NetworkingMixin, ListingMixin, StreamsMixin, ExecMixin, ToolsMixin):
+class ContainerService(
+    NetworkingMixin, ListingMixin, StreamsMixin, ExecMixin, ToolsMixin, ArchiveMixin
+):
     """Containers of one engine root (see the module docstring)."""
 
     def __init__(

@@ -18,7 +18,9 @@ import aiodocker
 
 from tui.cli import build as build_verbs
 from tui.cli import containers as container_verbs
+from tui.cli import cp as cp_verbs
 from tui.cli import images as image_verbs
+from tui.cli import images_archive as archive_verbs
 from tui.cli import login as login_verbs
 from tui.cli import networks as network_verbs
 from tui.cli import registry as registry_verbs
@@ -153,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=registry_verbs.registry_rm)
     build_verbs.register(sub, lambda p: _engine_options(p, top=False))
     container_verbs.register(sub, lambda p: _engine_options(p, top=False))
+    cp_verbs.register(sub, lambda p: _engine_options(p, top=False))
     network_verbs.register(sub, lambda p: _engine_options(p, top=False))
+    archive_verbs.register(sub, lambda p: _engine_options(p, top=False))
     return parser
 
 

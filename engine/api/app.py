@@ -14,7 +14,19 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from engine.api import auth, build, containers, events, images, registry, system, volumes
+from engine.api import (
+    archive,
+    attach_ws,
+    auth,
+    build,
+    containers,
+    events,
+    images,
+    images_archive,
+    registry,
+    system,
+    volumes,
+)
 from engine.api import exec as exec_api
 from engine.api import networks as networks_api
 from engine.api.base import (
@@ -126,7 +138,10 @@ def create_app(engine: Engine) -> web.Application:
     app.on_response_prepare.append(_common_headers)
     routes = Routes()
     system.register(routes)
+    images_archive.register(routes)
     images.register(routes)
+    attach_ws.register(routes)
+    archive.register(routes)  # before the containers' catch-all patterns
     containers.register(routes)
     exec_api.register(routes)
     volumes.register(routes)

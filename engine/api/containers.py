@@ -4,8 +4,8 @@
 Status codes follow dockerd: 201 for create and commit, 204 for lifecycle operations, 304
 when start/stop change nothing, 404/409 from the service's errors. Attach is a hijacked
 stream (``engine/api/hijack.py``); logs stream with multiplexed framing unless the container
-has a TTY; ``/wait`` flushes its 200 headers before it blocks. Archive (``docker cp``) and
-the websocket attach are not offered and answer 501 once the container is known to exist.
+has a TTY; ``/wait`` flushes its 200 headers before it blocks. Archive (``docker cp``)
+lives in ``engine/api/archive.py``, the websocket attach in ``engine/api/attach_ws.py``.
 """
 
 from __future__ import annotations
@@ -376,14 +376,6 @@ async def commit_container(request: web.Request) -> web.Response:
     return json_reply(result, status=201)
 
 
-async def not_offered(request: web.Request) -> web.Response:
-    """Operations portside does not offer: 404 for unknown containers, else 501."""
-    await _service(request).inspect(_name(request))
-    op = request.match_info.get("op", "")
-    what = "docker cp (container archives)" if op == "archive" else f"/containers/{{id}}/{op}"
-    raise NotImplementedYet(f"portside does not support {what} yet")
-
-
 # -- system df ---------------------------------------------------------------------------------
 
 
@@ -413,12 +405,5 @@ def register(routes: Routes) -> None:
     routes.get("/containers/{id}/top", container_top)
     routes.get("/containers/{id}/changes", container_changes)
     routes.get("/containers/{id}/export", container_export)
-    for method, op in (
-        ("GET", "archive"),
-        ("HEAD", "archive"),
-        ("PUT", "archive"),
-        ("GET", "attach/ws"),
-    ):
-        routes.add(method, "/containers/{id}/{op:" + op + "}", not_offered)
     routes.delete("/containers/{id}", remove_container)
     routes.post("/commit", commit_container)

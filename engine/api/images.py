@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.api.base import NotImplementedYet, Routes, engine_of, json_reply
+from engine.api.base import Routes, engine_of, json_reply
 from engine.api.params import query_bool, query_filters, query_str
 from engine.api.push import push_image
 from engine.api.streams import (
@@ -95,11 +95,11 @@ async def create_image(request: web.Request) -> web.StreamResponse:
     query = request.query
     from_image = query_str(query, "fromImage")
     if query_str(query, "fromSrc"):
-        raise NotImplementedYet(
-            "portside cannot import images from a tarball yet (fromSrc); pull from a registry"
-        )
+        from engine.api.images_archive import import_image
+
+        return await import_image(request)
     if not from_image:
-        raise InvalidArgument("give fromImage=NAME to pull an image (fromSrc is not supported)")
+        raise InvalidArgument("give fromImage=NAME to pull, or fromSrc=-|URL to import")
     ref = _pull_reference(from_image, query_str(query, "tag"))
     auth = _registry_auth(request)
     platform = query_str(query, "platform") or None

@@ -410,20 +410,6 @@ def test_system_df_counts_containers_and_volumes(engine: Engine, busybox: str) -
         engine.docker("volume", "rm", vol, check=False)
 
 
-def test_portside_archive_is_a_clear_501(portside: PortsideFixture, busybox: str) -> None:
-    eng = Engine("portside", portside.host, portside.env, docker_cli())
-    eng.docker("pull", "-q", busybox)
-    cid = _run(eng, "-d", busybox, "sleep", "100").stdout.strip()
-    try:
-        result = eng.docker("cp", f"{cid}:/etc/hostname", "-", check=False)
-        assert result.returncode != 0
-        assert "portside does not support docker cp" in result.stderr
-        missing = eng.docker("cp", "no-such-container:/x", "-", check=False)
-        assert "No such container" in missing.stderr
-    finally:
-        eng.docker("rm", "-f", cid, check=False)
-
-
 def test_create_missing_image_is_404(engine: Engine) -> None:
     body = json.dumps({"Image": "127.0.0.1:1/never/pulled:1", "Cmd": ["true"]}).encode()
     sock = engine.raw(
