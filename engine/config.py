@@ -6,6 +6,7 @@ flags. The config is plain data; services read it, nothing here touches the netw
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,12 @@ class EngineConfig:
     allowed_registries: list[str] = field(default_factory=list)
     denied_registries: list[str] = field(default_factory=list)
     require_digest: list[str] = field(default_factory=list)
+    # The default "bridge" network: its device ("" = portside0 for the default root, else a
+    # name derived from the root, so engines on one host never share a bridge) and the block
+    # its subnet (a /default_subnet_size clear of the host's routes) comes from.
+    default_bridge: str = ""
+    default_address_pool: str = "10.213.0.0/16"
+    default_subnet_size: int = 24
 
     @property
     def own_certs_dir(self) -> Path:
@@ -46,6 +53,14 @@ class EngineConfig:
 
     def all_certs_dirs(self) -> list[Path]:
         return [*self.certs_dirs, self.own_certs_dir, *self.system_certs_dirs]
+
+    def bridge_name(self) -> str:
+        """The default bridge's device name (see ``default_bridge``)."""
+        if self.default_bridge:
+            return self.default_bridge
+        if self.root == default_root():
+            return "portside0"
+        return "psb" + hashlib.sha256(str(self.root.absolute()).encode()).hexdigest()[:10]
 
 
 def load_config(path: Path | None = None, **overrides: object) -> EngineConfig:

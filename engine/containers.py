@@ -188,9 +188,9 @@ class ContainerService(
             self._records[rec.Id] = rec
             self._state[rec.Id] = _Runtime()
             self._names[rec.Name] = rec.Id
+        await self._net_reconcile()  # first: restart policies below attach containers again
         for rec in list(self._records.values()):
             await self._reconcile(rec)
-        await self._net_reconcile()
 
     async def _reconcile(self, rec: Record) -> None:
         st = rec.State
@@ -336,14 +336,23 @@ class ContainerService(
         cid = secrets.token_hex(32)
         cdir = self._dir(cid)
         await asyncio.to_thread(cdir.mkdir, mode=0o700)
+        made_volumes: list[str] = []
         try:
+            copy_up: list[tuple[str, Path]] = []
             for m in mount_specs:
                 if m.type == "volume":
-                    vname, _, _ = await self.volumes.ensure(m.source or None)
+                    vname, data_dir, created = await self.volumes.ensure(m.source or None)
+                    if created and m.anonymous:
+                        made_volumes.append(vname)
                     m.source = vname
-                    m.anonymous = m.anonymous or not m.source
+                    if not m.nocopy:
+                        copy_up.append((m.destination, data_dir))
             extra_init = [spec.INIT_DEST] if host.get("Init") else []
             await self.rootfs.prepare(cdir, chain, extra_init)
+            if copy_up:  # docker fills new volumes with the image's content at create
+                async with self.rootfs.view(cdir, chain) as tree:
+                    for destination, data_dir in copy_up:
+                        await asyncio.to_thread(_copy_up, tree, destination, data_dir)
             hostname = merged.get("Hostname") or cid[:12]
             await asyncio.to_thread(
                 etcfiles.write_all,
@@ -386,6 +395,9 @@ class ContainerService(
                 del self._names[full_name]
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.rootfs.remove(cdir))
+            for vname in made_volumes:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.volumes.remove(vname, force=True))
             raise
         self._publish(rec, "create")
         return {"Id": cid, "Warnings": warnings}
@@ -421,9 +433,10 @@ class ContainerService(
     async def _prepare_start(self, rec: Record) -> tuple[dict[str, Any], Path]:
         cdir = self._dir(rec.Id)
         chain = Digest.parse(rec.Chain) if rec.Chain else None
-        rootfs = await self.rootfs.mount(cdir, chain)
+        # the network comes up while the root filesystem and the mounts are prepared
+        net_up = asyncio.ensure_future(self._net_up(rec))
         try:
-            netns_path, shared_etc = await self._net_up(rec)
+            rootfs = await self.rootfs.mount(cdir, chain)
             user = await asyncio.to_thread(
                 users.resolve_user,
                 rootfs,
@@ -449,6 +462,7 @@ class ContainerService(
                     if not m.nocopy:
                         await asyncio.to_thread(_copy_up, rootfs, m.destination, data_dir)
                 oci_mounts.append(spec.user_mount(m, source))
+            netns_path, shared_etc = await net_up
             etc = shared_etc or {n: cdir / n for n in ("hosts", "hostname", "resolv.conf")}
             size = rec.HostConfig.get("ConsoleSize") or [0, 0]
             console = (int(size[0]), int(size[1])) if size and size[0] and size[1] else None
@@ -467,6 +481,9 @@ class ContainerService(
             )
             await asyncio.to_thread(records.write_json, cdir / "config.json", oci)
         except BaseException:
+            await asyncio.wait([net_up])  # it undoes itself if it failed
+            if not net_up.cancelled():
+                net_up.exception()  # seen: the error that counts is the one raised here
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._net_down(rec))
             with contextlib.suppress(Exception):

@@ -129,7 +129,7 @@ class Engine:
             registry=registry, content=content, metadata=metadata, state_dir=root / "push-uploads"
         )
         volumes = VolumeService(root)
-        networks = networks if networks is not None else NetworkService(root)
+        networks = networks if networks is not None else NetworkService.for_config(config)
         containers = await ContainerService.open(
             config=config,
             images=images,

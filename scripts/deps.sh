@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
 
-run_pkgs=(crun runc containernetworking-plugins iptables python3 python3-venv)
+run_pkgs=(crun runc iproute2 iptables python3 python3-venv)
 test_pkgs=(docker-registry docker.io skopeo busybox-static apache2-utils tmux less procps)
 
 pkgs=("${run_pkgs[@]}")

@@ -1,6 +1,6 @@
 """Address plans of bridge networks: subnets from docker's default pools around the host's
-routes, gateway and ip-range checks, and the CNI conflist whose host-local IPAM hands out and
-remembers (on disk, under <root>/networks/ipam) the containers' addresses."""
+routes (and other engines' bridges), gateway and ip-range checks, and the bridge driver's
+view of a network."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ import contextlib
 import ipaddress
 import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from engine.errors import Conflict, InvalidArgument
-from engine.network import cni
+from engine.network.bridge import BridgeNet
 from engine.network.model import OPT_MASQ, OPT_MTU, Network
 
 # Docker's default address pools: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s.
@@ -110,33 +108,15 @@ def free_subnet(
     )
 
 
-def bridge_conflist(net: Network, ipam_dir: Path) -> dict[str, Any]:
-    """The CNI conflist of a bridge network: bridge (host-local IPAM with ``ipam_dir`` as its
-    dataDir, ipMasq for outbound NAT), then portmap (with SNAT so 127.0.0.1 reaches published
-    ports) and firewall; internal networks get neither NAT, default route nor ports."""
-    ipam_range: dict[str, str] = {"subnet": net.subnet, "gateway": net.gateway}
-    if net.ip_range:
-        r = ipaddress.IPv4Network(net.ip_range)
-        ipam_range["rangeStart"] = str(r.network_address + (1 if r.prefixlen < 31 else 0))
-        ipam_range["rangeEnd"] = str(r.broadcast_address - (1 if r.prefixlen < 31 else 0))
+def bridge_net(net: Network) -> BridgeNet:
+    """The bridge driver's view of a network: device, addresses, NAT and MTU."""
     masq = not net.internal and net.options.get(OPT_MASQ, "true").lower() != "false"
-    bridge: dict[str, Any] = {
-        "type": "bridge",
-        "bridge": net.bridge,
-        "isGateway": not net.internal,
-        "ipMasq": masq,
-        "hairpinMode": True,
-        "ipam": {
-            "type": "host-local",
-            "dataDir": str(ipam_dir),
-            "ranges": [[ipam_range]],
-            "routes": [] if net.internal else [{"dst": "0.0.0.0/0"}],
-        },
-    }
-    if OPT_MTU in net.options:
-        bridge["mtu"] = int(net.options[OPT_MTU])
-    plugins: list[dict[str, Any]] = [bridge]
-    if not net.internal:
-        plugins.append({"type": "portmap", "capabilities": {"portMappings": True}, "snat": True})
-        plugins.append({"type": "firewall", "backend": "iptables"})
-    return {"cniVersion": cni.CNI_VERSION, "name": net.cni_name, "plugins": plugins}
+    mtu = int(net.options[OPT_MTU]) if OPT_MTU in net.options else 0
+    return BridgeNet(
+        bridge=net.bridge,
+        subnet=net.subnet,
+        gateway=net.gateway,
+        masquerade=masq,
+        internal=net.internal,
+        mtu=mtu,
+    )

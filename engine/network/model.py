@@ -11,6 +11,9 @@ from engine.errors import InvalidArgument, PortsideError
 from engine.network.ports import PortMapping
 
 DEFAULT_BRIDGE = "portside0"
+# The default bridge's subnets: /24s of a block clear of docker's 172.17-31 and 192.168
+DEFAULT_BRIDGE_POOL = "10.213.0.0/16"
+DEFAULT_BRIDGE_SIZE = 24
 BUILTIN = ("bridge", "host", "none")
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
@@ -43,10 +46,6 @@ class Network:
         return self.options.get(OPT_BRIDGE_NAME) or f"br-{self.id[:12]}"
 
     @property
-    def cni_name(self) -> str:
-        return f"portside-{self.id[:12]}"
-
-    @property
     def builtin(self) -> bool:
         return self.name in BUILTIN
 
@@ -66,9 +65,7 @@ class Endpoint:
     mac: str
     aliases: list[str]
     ports: list[dict[str, Any]]
-    conflist: dict[str, Any]
-    runtime_config: dict[str, Any]
-    result: dict[str, Any]
+    host_if: str = ""  # the veth's host end
 
     @property
     def mappings(self) -> list[PortMapping]:
@@ -100,7 +97,7 @@ class Attachment:
 class NetworkMode:
     """A container's HostConfig.NetworkMode, decoded.
 
-    ``kind`` is "network" (attach to the CNI network named ``target``), "host", "none" or
+    ``kind`` is "network" (attach to the bridge network named ``target``), "host", "none" or
     "container" (join the netns of the container named ``target``).
     """
 

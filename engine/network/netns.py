@@ -1,7 +1,7 @@
 """Named network namespaces (``ip netns``): create, delete, list, run a command inside.
 
 A named namespace is a bind mount under /run/netns, so it outlives the processes in it and
-an engine restart can still hand its path to CNI DEL.
+an engine restart can still find and delete it.
 """
 
 from __future__ import annotations

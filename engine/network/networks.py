@@ -1,15 +1,15 @@
 """NetworkService: docker-shaped networks (create/list/inspect/remove/prune) and per-container
-attach/detach through CNI plugins.
+attach/detach on bridge networks.
 
-State lives under ``<root>/networks/``: one ``<id>.json`` per network, one
-``endpoints/<container>.<network>.json`` per attachment (with the exact CNI config used, so
-DEL after an engine restart undoes what ADD did), and ``ipam/`` as host-local's dataDir, so
-addresses survive a restart without leaking. Bridge networks chain the plugins
-``bridge`` (+ host-local IPAM, outbound NAT by ``ipMasq``) -> ``portmap`` (published ports,
-with its SNAT option so 127.0.0.1 reaches them) -> ``firewall``; a netns's loopback is brought
-up by the ``loopback`` plugin. The built-in networks are "bridge" (bridge device
-``portside0``), "host" and "none"; the last two are modes the runtime applies itself.
-User-defined networks with containers get an embedded DNS responder (``embedded_dns``).
+State lives under ``<root>/networks/``: one ``<id>.json`` per network and one
+``endpoints/<container>.<network>.json`` per attachment (its address, veth and ports), so an
+engine restart knows every address in use and can undo every attachment. The bridge work
+itself (device, veth pairs, NAT and published-port rules) is ``engine.network.bridge``.
+The built-in networks are "bridge" (docker's default network: a bridge device and subnet of
+this engine's own, ``default_bridge`` and a /24 of ``bridge_pools``), "host" and "none"; the
+last two are modes the runtime applies itself. A bridge with no containers left is removed
+when the engine closes. User-defined networks with containers get an embedded DNS responder
+(``embedded_dns``).
 """
 
 from __future__ import annotations
@@ -22,18 +22,27 @@ import re
 import secrets
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.config import EngineConfig
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
-from engine.network import cni
+from engine.network import bridge as driver
 from engine.network.embedded_dns import EmbeddedDNS
 from engine.network.hosts import DEFAULT_DNS_V4, HostEntry, read_host_resolv_conf
-from engine.network.ipam import DEFAULT_POOLS, bridge_conflist, host_routes, plan_addresses
+from engine.network.ipam import (
+    DEFAULT_POOLS,
+    bridge_net,
+    free_subnet,
+    host_routes,
+    plan_addresses,
+)
 from engine.network.model import (
     DEFAULT_BRIDGE,
+    DEFAULT_BRIDGE_POOL,
+    DEFAULT_BRIDGE_SIZE,
     NAME_RE,
     OPT_BRIDGE_NAME,
     OPT_MASQ,
@@ -83,19 +92,21 @@ class NetworkService:
         self,
         root: Path,
         *,
-        plugin_dir: Path | None = None,
         default_bridge: str = DEFAULT_BRIDGE,
         pools: Sequence[tuple[str, int]] = DEFAULT_POOLS,
+        bridge_pools: Sequence[tuple[str, int]] = ((DEFAULT_BRIDGE_POOL, DEFAULT_BRIDGE_SIZE),),
         embedded_dns: bool = True,
         dns_upstreams: Sequence[str | tuple[str, int]] | None = None,
         dns_port: int = 53,
     ) -> None:
         self.dir = Path(root) / "networks"
         self.ep_dir = self.dir / "endpoints"
-        self.ipam_dir = self.dir / "ipam"
-        self._plugin_dir = plugin_dir
         self.default_bridge = default_bridge
         self.pools = list(pools)
+        self.bridge_pools = list(bridge_pools)
+        self._ready: set[str] = set()  # networks whose bridge and rules this process set up
+        self._last_ip: dict[str, str] = {}  # per network: the address handed out last
+        self._pending: dict[tuple[str, str], _Pending] = {}  # attaches setting up their veth
         self._nets: dict[str, Network] = {}
         self._eps: dict[tuple[str, str], Endpoint] = {}
         self._lock = asyncio.Lock()
@@ -105,13 +116,29 @@ class NetworkService:
         self._dns_port = dns_port
         self.dns: EmbeddedDNS | None = None
 
-    # ----- state -----
+    @classmethod
+    def for_config(cls, config: EngineConfig) -> NetworkService:
+        """The networks of an engine: its default bridge's name and address pool checked."""
+        name = config.bridge_name()
+        if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", name):
+            raise InvalidArgument(
+                f"invalid default_bridge {name!r}: 1-15 letters, digits, '_', '.', '-'"
+            )
+        try:
+            pool = ipaddress.IPv4Network(config.default_address_pool)
+        except ValueError:
+            raise InvalidArgument(
+                f"invalid default_address_pool {config.default_address_pool!r}: "
+                "give an IPv4 CIDR like 10.213.0.0/16"
+            ) from None
+        size = int(config.default_subnet_size)
+        if not pool.prefixlen <= size <= 30:
+            raise InvalidArgument(
+                f"invalid default_subnet_size {size}: between {pool.prefixlen} and 30"
+            )
+        return cls(config.root, default_bridge=name, bridge_pools=[(str(pool), size)])
 
-    @property
-    def plugin_dir(self) -> Path:
-        if self._plugin_dir is None:
-            self._plugin_dir = cni.find_plugin_dir()
-        return self._plugin_dir
+    # ----- state -----
 
     async def start(self) -> None:
         """Load networks and endpoints from disk; create the built-in networks if missing."""
@@ -129,6 +156,8 @@ class NetworkService:
                     "com.docker.network.bridge.default_bridge": "true",
                 }
                 await self._create_locked("bridge", "bridge", options=opts)
+            else:
+                await self._follow_default_bridge()
             if "host" not in names:
                 await self._create_locked("host", "host")
             if "none" not in names:
@@ -144,13 +173,69 @@ class NetworkService:
 
     def _load(self) -> tuple[list[Network], list[Endpoint]]:
         self.ep_dir.mkdir(parents=True, exist_ok=True)
-        self.ipam_dir.mkdir(parents=True, exist_ok=True)
         nets = [Network(**_read_json(p)) for p in sorted(self.dir.glob("*.json"))]
-        eps = [Endpoint(**_read_json(p)) for p in sorted(self.ep_dir.glob("*.json"))]
+        known = set(Endpoint.__dataclass_fields__)
+        eps = [
+            Endpoint(**{k: v for k, v in _read_json(p).items() if k in known})
+            for p in sorted(self.ep_dir.glob("*.json"))
+        ]
         return nets, eps
 
     def _ep_path(self, container_id: str, network_id: str) -> Path:
         return self.ep_dir / f"{container_id}.{network_id}.json"
+
+    async def _save_net(self, net: Network) -> None:
+        await asyncio.to_thread(_write_json, self.dir / f"{net.id}.json", asdict(net))
+
+    async def _follow_default_bridge(self) -> None:
+        """The "bridge" network takes this engine's configured device name and address pool
+        (the root may have been opened with others) unless containers are attached to it."""
+        net = next(n for n in self._nets.values() if n.name == "bridge")
+        if any(e.network_id == net.id for e in self._eps.values()):
+            return
+        pools = [ipaddress.IPv4Network(base) for base, _ in self.bridge_pools]
+        in_pool = any(ipaddress.IPv4Network(net.subnet).subnet_of(p) for p in pools)
+        if net.bridge == self.default_bridge and (in_pool or net.user_subnet):
+            return
+        net.options[OPT_BRIDGE_NAME] = self.default_bridge
+        if not in_pool and not net.user_subnet:
+            others = [ipaddress.IPv4Network(n.subnet) for n in self._nets.values() if n.subnet]
+            others = [o for o in others if str(o) != net.subnet]
+            fresh = await asyncio.to_thread(free_subnet, others, self.bridge_pools)
+            net.subnet, net.gateway, net.ip_range = str(fresh), str(fresh.network_address + 1), ""
+        await self._save_net(net)
+
+    async def _ensure_bridge(self, net: Network) -> None:
+        """Set up the network's bridge and rules once per process. Under a host-wide lock:
+        an idle network whose subnet now overlaps a route (another engine's bridge, docker0)
+        moves to a free subnet first, so engines on one host never share addresses."""
+        if net.id in self._ready:
+            return
+        async with driver.HostLock():
+            idle = not any(e.network_id == net.id for e in self._eps.values())
+            if idle and not net.user_subnet and not driver.link_exists(net.bridge):
+                current = ipaddress.IPv4Network(net.subnet)
+                routes = await host_routes()
+                if any(r.overlaps(current) for r in routes):
+                    others = [
+                        ipaddress.IPv4Network(n.subnet)
+                        for n in self._nets.values()
+                        if n.subnet and n.id != net.id
+                    ]
+                    pools = self.bridge_pools if net.name == "bridge" else self.pools
+                    fresh = await asyncio.to_thread(free_subnet, [*others, *routes], pools)
+                    net.subnet, net.gateway = str(fresh), str(fresh.network_address + 1)
+                    await self._save_net(net)
+            await driver.ensure(bridge_net(net), self._published_on(net.id))
+        self._ready.add(net.id)
+
+    def _published_on(self, network_id: str) -> list[tuple[str, PortMapping]]:
+        return [
+            (e.address, m)
+            for e in self._eps.values()
+            if e.network_id == network_id
+            for m in e.mappings
+        ]
 
     # ----- lookup -----
 
@@ -190,12 +275,16 @@ class NetworkService:
 
     def published(self, exclude: str = "") -> list[tuple[PortMapping, str]]:
         """Every published port of every container but ``exclude``, with its owner's name."""
-        return [
+        out = [
             (m, e.container_name or e.container_id[:12])
             for e in self._eps.values()
             if e.container_id != exclude
             for m in e.mappings
         ]
+        for r in self._pending.values():  # attaches under way hold their ports already
+            if r.container_id != exclude:
+                out += [(m, r.name) for m in r.mappings]
+        return out
 
     # ----- create / inspect / list / remove / prune -----
 
@@ -268,13 +357,14 @@ class NetworkService:
             if OPT_MTU in opts and not opts[OPT_MTU].isdigit():
                 raise InvalidArgument(f"invalid {OPT_MTU} {opts[OPT_MTU]!r}: give a number")
             taken = [ipaddress.IPv4Network(n.subnet) for n in self._nets.values() if n.subnet]
+            pools = self.bridge_pools if name == "bridge" else self.pools
             net.subnet, net.gateway, net.ip_range = await plan_addresses(
-                subnet, gateway, ip_range, taken, self.pools
+                subnet, gateway, ip_range, taken, pools
             )
             net.user_subnet = subnet is not None
         elif subnet or gateway or ip_range:
             raise InvalidArgument(f"network {name}: driver {driver} takes no subnet")
-        await asyncio.to_thread(_write_json, self.dir / f"{net.id}.json", asdict(net))
+        await self._save_net(net)
         self._nets[net.id] = net
         return net
 
@@ -374,8 +464,8 @@ class NetworkService:
             await self._delete_locked(net)
 
     async def _delete_locked(self, net: Network) -> None:
-        await _del_link(net.bridge)
-        await asyncio.to_thread(shutil.rmtree, self.ipam_dir / net.cni_name, True)
+        await driver.teardown(net.bridge)
+        self._ready.discard(net.id)
         (self.dir / f"{net.id}.json").unlink(missing_ok=True)
         del self._nets[net.id]
 
@@ -394,9 +484,19 @@ class NetworkService:
         return removed
 
     async def close(self) -> None:
-        """Stop the embedded DNS servers (attachments stay; they are on disk)."""
+        """Stop the embedded DNS servers and remove the bridges no container uses any more
+        (attachments of running containers stay; they are on disk)."""
         if self.dns is not None:
             await self.dns.close()
+        async with self._lock:
+            for net in list(self._nets.values()):
+                if net.driver != "bridge" or not driver.link_exists(net.bridge):
+                    continue
+                # on disk: another process on this root may have attached since we loaded
+                used = await asyncio.to_thread(_has_endpoint_files, self.ep_dir, net.id)
+                if not used:
+                    await driver.teardown(net.bridge)
+            self._ready.clear()
 
     # ----- attach / detach -----
 
@@ -418,6 +518,8 @@ class NetworkService:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", container_id):
             raise InvalidArgument(f"invalid container id {container_id!r}")
         netns = str(netns)
+        if not await asyncio.to_thread(os.path.exists, netns):
+            raise NetworkError(f"network namespace {netns} does not exist: start the container")
         async with self._lock:
             net = self.get(network)
             if net.driver != "bridge":
@@ -425,7 +527,8 @@ class NetworkService:
                     f"network {net.name} is the {net.name} mode: the runtime applies it, "
                     "there is nothing to attach"
                 )
-            if (container_id, net.id) in self._eps:
+            key = (container_id, net.id)
+            if key in self._eps or key in self._pending:
                 raise Conflict(
                     f"container {name or container_id[:12]} is already connected to "
                     f"network {net.name}"
@@ -445,28 +548,50 @@ class NetworkService:
             if ifname is None:
                 used = {e.ifname for e in own}
                 ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
-            rt = cni.CNIRuntime(container_id, netns, ifname)
-            plugin_dir = self.plugin_dir
-            if not own:
-                lo = {"cniVersion": cni.CNI_VERSION, "name": "portside-lo", "type": "loopback"}
-                await cni.invoke(plugin_dir, "ADD", lo, cni.CNIRuntime(container_id, netns, "lo"))
-            conflist = bridge_conflist(net, self.ipam_dir)
-            runtime_config = {"portMappings": [m.to_cni() for m in mappings]}
-            result = await cni.add_list(plugin_dir, conflist, rt, runtime_config)
+            await self._ensure_bridge(net)
+            used = [e.address for e in self.endpoints(net.id)]
+            used += [r.ip for k, r in self._pending.items() if k[1] == net.id]
+            last = self._last_ip.get(net.id, "")
+            ip = str(driver.free_address(net.subnet, net.gateway, net.ip_range, used, last))
+            self._last_ip[net.id] = ip
+            self._pending[key] = _Pending(container_id, name or container_id[:12], ip, mappings)
+        # the veth is made outside the lock: attaches of several containers run together
+        host_if = driver.veth_name(container_id, net.id)
+        bn = bridge_net(net)
+        try:
+            mac = await driver.add_veth(bn, netns, host_if, ifname, ip, first=not own)
+        except BaseException:
+            self._pending.pop(key, None)
+            if self._last_ip.get(net.id) == ip:  # the address was never used: hand it out next
+                self._last_ip[net.id] = last
+            raise
+        async with self._lock:
             try:
-                ep = self._endpoint(
-                    net, container_id, name, netns, ifname, aliases, mappings,
-                    conflist, runtime_config, result,
-                )  # fmt: skip
-                await asyncio.to_thread(
-                    _write_json, self._ep_path(container_id, net.id), asdict(ep)
+                ep = Endpoint(
+                    container_id=container_id,
+                    container_name=name.lstrip("/"),
+                    network_id=net.id,
+                    endpoint_id=secrets.token_hex(32),
+                    netns=netns,
+                    ifname=ifname,
+                    ip=f"{ip}/{bn.prefix_len}",
+                    gateway=net.gateway,
+                    mac=mac,
+                    aliases=list(dict.fromkeys(a for a in aliases if a)),
+                    ports=[asdict(m) for m in mappings],
+                    host_if=host_if,
                 )
+                await asyncio.to_thread(_write_json, self._ep_path(*key), asdict(ep))
+                self._eps[key] = ep
+                self._pending.pop(key, None)
+                if mappings:
+                    await driver.set_ports(bn, self._published_on(net.id))
             except BaseException:
-                await cni.del_list(
-                    plugin_dir, conflist, rt, runtime_config, prev_result=result, quiet=True
-                )
+                self._pending.pop(key, None)
+                self._eps.pop(key, None)
+                self._ep_path(*key).unlink(missing_ok=True)
+                await driver.del_veth(host_if)
                 raise
-            self._eps[(container_id, net.id)] = ep
             if self.dns is not None:
                 await self.dns.sync()
             dns = self.dns.nameserver(net.id) if self.dns is not None else ""
@@ -485,48 +610,6 @@ class NetworkService:
             dns=dns,
         )
 
-    @staticmethod
-    def _endpoint(
-        net: Network,
-        container_id: str,
-        name: str,
-        netns: str,
-        ifname: str,
-        aliases: Iterable[str],
-        mappings: list[PortMapping],
-        conflist: dict[str, Any],
-        runtime_config: dict[str, Any],
-        result: dict[str, Any],
-    ) -> Endpoint:
-        ifaces = result.get("interfaces") or []
-        ip_entry = next(
-            (i for i in result.get("ips") or [] if ":" not in str(i.get("address", ""))), None
-        )
-        if ip_entry is None:
-            raise NetworkError(f"CNI gave no IPv4 address on network {net.name}")
-        mac = ""
-        idx = ip_entry.get("interface")
-        if isinstance(idx, int) and 0 <= idx < len(ifaces):
-            mac = str(ifaces[idx].get("mac", ""))
-        else:
-            mac = next((str(i.get("mac", "")) for i in ifaces if i.get("sandbox")), "")
-        return Endpoint(
-            container_id=container_id,
-            container_name=name.lstrip("/"),
-            network_id=net.id,
-            endpoint_id=secrets.token_hex(32),
-            netns=netns,
-            ifname=ifname,
-            ip=str(ip_entry["address"]),
-            gateway=str(ip_entry.get("gateway", "")),
-            mac=mac,
-            aliases=list(dict.fromkeys(a for a in aliases if a)),
-            ports=[asdict(m) for m in mappings],
-            conflist=conflist,
-            runtime_config=runtime_config,
-            result=result,
-        )
-
     async def detach(self, container_id: str, network: str) -> None:
         """Disconnect a container from ``network``: its address goes back to the pool and its
         port rules are removed. Works after an engine restart and with the netns gone."""
@@ -538,21 +621,23 @@ class NetworkService:
                 raise NotFound(f"container {container_id[:12]} is not connected to {net.name}")
             await self._detach_locked(ep)
 
-    async def detach_all(self, container_id: str) -> None:
-        """Disconnect a container from every network (when it stops or is removed)."""
+    async def detach_all(self, container_id: str, *, netns_going: bool = False) -> None:
+        """Disconnect a container from every network (when it stops or is removed). With
+        ``netns_going`` the caller deletes the namespace next: its veths go with it, which
+        the kernel does faster than an ``ip link delete`` each."""
         await self.start()
         async with self._lock:
             for ep in self.container_endpoints(container_id):
-                await self._detach_locked(ep)
+                await self._detach_locked(ep, keep_link=netns_going)
 
-    async def _detach_locked(self, ep: Endpoint) -> None:
-        netns = ep.netns if Path(ep.netns).exists() else ""
-        rt = cni.CNIRuntime(ep.container_id, netns, ep.ifname)
-        await cni.del_list(
-            self.plugin_dir, ep.conflist, rt, ep.runtime_config, prev_result=ep.result
-        )
+    async def _detach_locked(self, ep: Endpoint, *, keep_link: bool = False) -> None:
+        if ep.host_if and not keep_link:
+            await driver.del_veth(ep.host_if)
         self._ep_path(ep.container_id, ep.network_id).unlink(missing_ok=True)
         self._eps.pop((ep.container_id, ep.network_id), None)
+        net = self._nets.get(ep.network_id)
+        if ep.ports and net is not None:
+            await driver.set_ports(bridge_net(net), self._published_on(net.id))
         if self.dns is not None:
             await self.dns.sync()
 
@@ -570,13 +655,15 @@ class NetworkService:
         return sorted(set(gone))
 
 
-async def _del_link(name: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        "ip",
-        "link",
-        "delete",
-        name,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    await proc.wait()
+def _has_endpoint_files(ep_dir: Path, network_id: str) -> bool:
+    return any(ep_dir.glob(f"*.{network_id}.json"))
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An attach between its address reservation and its endpoint record."""
+
+    container_id: str
+    name: str
+    ip: str
+    mappings: list[PortMapping]

@@ -44,15 +44,6 @@ class PortMapping:
     container_port: int
     protocol: str = "tcp"
 
-    def to_cni(self) -> dict[str, object]:
-        """The portmap plugin's ``runtimeConfig.portMappings`` entry."""
-        return {
-            "hostPort": self.host_port,
-            "containerPort": self.container_port,
-            "protocol": self.protocol,
-            "hostIP": self.host_ip,
-        }
-
     def describe(self) -> str:
         host = f"[{self.host_ip}]" if ":" in self.host_ip else (self.host_ip or "0.0.0.0")
         return f"{host}:{self.host_port}->{self.container_port}/{self.protocol}"

@@ -22,8 +22,8 @@ from engine.runtime.fsroot import clean
 from engine.runtime.signals import parse_signal
 
 NETWORK_MODES = ("none", "host")
-# "none" stays the default: see engine/runtime/networking.py's docstring for why
-DEFAULT_NETWORK = "none"
+# docker's default: the engine's own "bridge" network (engine/runtime/networking.py)
+DEFAULT_NETWORK = "bridge"
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 LOG_DRIVERS = ("json-file", "none")
 MIN_MEMORY = 6 * 1024 * 1024

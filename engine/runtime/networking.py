@@ -10,9 +10,9 @@ server on user-defined networks, else ``Dns`` or the host's) are rewritten. When
 container stops (or exits on its own, or is removed) it is detached everywhere and the
 namespace is deleted. ``container:NAME`` joins the namespace of a running container.
 
-The default NetworkMode stays ``none`` (hostconfig.DEFAULT_NETWORK): every engine on a host
-shares the default bridge's device name and address pool, so parallel engines (test roots
-in particular) would fight over one bridge; a container asks for ``bridge`` explicitly.
+The default NetworkMode is ``bridge`` (hostconfig.DEFAULT_NETWORK), as in docker: each
+engine has a bridge device and subnet of its own (EngineConfig.default_bridge and
+default_address_pool), so parallel engines (test roots in particular) never share one.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from engine.network.ports import (
     publish_all,
     to_docker_ports,
 )
-from engine.runtime import etcfiles
+from engine.runtime import etcfiles, monitorclient
 
 if TYPE_CHECKING:
     from engine.events import EventBus
@@ -151,7 +151,8 @@ class NetworkingMixin:
             return net.name, {}, ""
         configured: dict[str, dict[str, Any]] = {}
         for key in [parsed.target, *endpoints]:
-            other = self.networks.get(key)
+            # docker >= 23 names the endpoint of NetworkMode "default" "default"
+            other = self.networks.get(parsed.target if key == "default" else key)
             if other.driver != "bridge":
                 raise InvalidArgument(
                     f"container cannot be connected to network {other.name} and {net.name}"
@@ -238,7 +239,7 @@ class NetworkingMixin:
         if not rec.Netns and not rec.Attached:
             return
         try:
-            await self.networks.detach_all(rec.Id)
+            await self.networks.detach_all(rec.Id, netns_going=True)
         except PortsideError as err:
             log.warning("detaching container %s: %s", rec.Id[:12], err)
         with contextlib.suppress(PortsideError):
@@ -247,10 +248,17 @@ class NetworkingMixin:
         rec.Netns = ""
 
     async def _net_reconcile(self) -> None:
-        """After an engine restart: release endpoints of containers that are not running."""
+        """After an engine restart, before restart policies start anything: release the
+        endpoints of containers whose monitor is gone (or that are not running)."""
         if not await _has_endpoints(self.networks.ep_dir):
             return
-        live = [r.Id for r in self._records.values() if r.State.Running and r.Netns]
+        live = [
+            r.Id
+            for r in self._records.values()
+            if (r.State.Running or r.State.Paused)
+            and r.Netns
+            and monitorclient.alive(r.MonitorPid, r.MonitorStart)
+        ]
         gone = await self.networks.reconcile(live)
         for cid in gone:
             with contextlib.suppress(PortsideError):

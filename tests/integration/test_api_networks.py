@@ -25,9 +25,9 @@ from tests.fixtures.engine import portside as portside_cli
 from tests.fixtures.portside import PortsideFixture, start_portside
 from tests.fixtures.procs import short_tempdir
 from tests.fixtures.registry import RegistryFixture
-from tests.integration.test_network_cni import cni_host_chains
+from tests.integration.test_network_bridge import host_chains
 
-__all__ = ["cni_host_chains"]  # the module fixture restoring the host's iptables chains
+__all__ = ["host_chains"]  # the module fixture restoring the host's iptables chains
 
 
 BUSYBOX = "test/busybox:1"

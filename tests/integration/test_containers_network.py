@@ -1,4 +1,4 @@
-"""Containers on networks with real crun and CNI plugins: published ports reached from the
+"""Containers on networks with real crun, bridges and iptables: published ports reached from the
 host on 127.0.0.1, name and alias resolution on a user-defined network (embedded DNS),
 connect/disconnect at run time, an engine restart with networked containers running, and
 ports released at stop.
@@ -32,9 +32,9 @@ from engine.network.networks import NetworkService
 from engine.runtime.networking import netns_name
 from tests.fixtures.containers import prepare_root
 from tests.fixtures.engine import engine_config
-from tests.integration.test_network_cni import cni_host_chains, http_get, run
+from tests.integration.test_network_bridge import host_chains, http_get, run
 
-__all__ = ["cni_host_chains"]  # the module fixture restoring the host's iptables chains
+__all__ = ["host_chains"]  # the module fixture restoring the host's iptables chains
 
 
 HTTPD = "mkdir -p /www && echo {token} > /www/index.html && exec httpd -f -p 80 -h /www"
@@ -322,8 +322,8 @@ async def test_engine_restart_keeps_running_containers_networked(env: Env, busyb
     before = (await eng.containers.inspect(web))["NetworkSettings"]["Networks"]["bridge"]
     doomed_pid = (await eng.containers.inspect(doomed))["State"]["Pid"]
     monitor_pid = eng.containers._records[doomed].MonitorPid
-    ipam_files = sorted(p.name for p in (env.root / "networks" / "ipam").rglob("*.*.*.*"))
-    assert len(ipam_files) == 2
+    endpoints = env.root / "networks" / "endpoints"
+    assert len(list(endpoints.glob("*.json"))) == 2
 
     await env.close()  # the engine goes away; the containers keep running
     assert (await http_get(f"http://127.0.0.1:{port}/")).strip() == token
@@ -341,8 +341,8 @@ async def test_engine_restart_keeps_running_containers_networked(env: Env, busyb
     assert state["Running"] is False
     assert eng.networks.container_endpoints(doomed) == []
     assert not Path(f"/run/netns/{netns_name(doomed)}").exists()
-    ipam_files = sorted(p.name for p in (env.root / "networks" / "ipam").rglob("*.*.*.*"))
-    assert ipam_files == [before["IPAddress"]]
+    assert [p.name.split(".")[0] for p in endpoints.glob("*.json")] == [web]
+    assert [e.address for e in eng.networks.endpoints()] == [before["IPAddress"]]
 
     # the restarted engine still watches web: an exit on its own releases everything
     await eng.containers.kill(web)

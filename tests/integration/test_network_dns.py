@@ -16,9 +16,9 @@ import pytest
 from engine.network.dns import DNSServer, parse_question
 from engine.network.hosts import ResolvConf, hosts_content, resolv_conf_content
 from engine.network.networks import NetworkService
-from tests.integration.test_network_cni import BUSYBOX, Env, cni_host_chains, run
+from tests.integration.test_network_bridge import BUSYBOX, Env, host_chains, run
 
-__all__ = ["cni_host_chains"]  # the module-scoped cleanup of the plugins' shared chains
+__all__ = ["host_chains"]  # the module-scoped cleanup of the networks' chains
 
 NAMES = {"upstream.test": ["10.1.2.3"], "two.test": ["10.1.2.4", "10.1.2.5"]}
 

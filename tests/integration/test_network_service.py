@@ -1,7 +1,7 @@
 """NetworkService bookkeeping: docker-shaped create/inspect/list/remove/prune, built-in
 networks, subnet allocation around the host's routes, persistence under <root>/networks.
 
-No CNI plugin runs here (nothing is attached), so no host state changes.
+Nothing is attached here, so no bridge or iptables rule is made on the host.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
-from engine.network.ipam import bridge_conflist
+from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound, PortsideError
+from engine.network.bridge import free_address
+from engine.network.ipam import bridge_net
 from engine.network.networks import NetworkService, host_routes
 
 
@@ -57,7 +58,8 @@ async def test_auto_subnets_avoid_host_routes_and_each_other(svc: NetworkService
         assert not any(s.overlaps(o) for o in subnets[i + 1 :])
     # a pool made only of the host's own routes is exhausted at once, with a clear message
     route = next(r for r in routes if r.prefixlen >= 8)
-    tight = NetworkService(svc.dir.parent / "tight", pools=[(str(route), route.prefixlen)])
+    pool = [(str(route), route.prefixlen)]
+    tight = NetworkService(svc.dir.parent / "tight", pools=pool, bridge_pools=pool)
     with pytest.raises(Conflict, match="no free subnet"):
         await tight.start()
 
@@ -78,11 +80,18 @@ async def test_create_options_and_errors(svc: NetworkService) -> None:
         {"Subnet": "10.77.0.0/16", "Gateway": "10.77.0.254", "IPRange": "10.77.5.0/24"}
     ]
     assert info["Labels"] == {"team": "a"}
-    conflist = bridge_conflist(svc.get("custom"), svc.ipam_dir)
-    rng = conflist["plugins"][0]["ipam"]["ranges"][0][0]
-    assert (rng["rangeStart"], rng["rangeEnd"]) == ("10.77.5.1", "10.77.5.254")
-    assert conflist["plugins"][0]["mtu"] == 1400
-    assert conflist["plugins"][0]["bridge"] == f"br-{out['Id'][:12]}"
+    net = svc.get("custom")
+    assert str(free_address(net.subnet, net.gateway, net.ip_range, [])) == "10.77.5.1"
+    used = [f"10.77.5.{i}" for i in range(1, 254)]
+    assert str(free_address(net.subnet, net.gateway, net.ip_range, used)) == "10.77.5.254"
+    # round robin: a just-released address is not handed out again at once
+    assert str(free_address(net.subnet, net.gateway, net.ip_range, [], "10.77.5.7")) == "10.77.5.8"
+    wrapped = free_address(net.subnet, net.gateway, net.ip_range, ["10.77.5.1"], "10.77.5.254")
+    assert str(wrapped) == "10.77.5.2"
+    with pytest.raises(PortsideError, match="no free address"):
+        free_address(net.subnet, net.gateway, net.ip_range, [*used, "10.77.5.254"])
+    view = bridge_net(net)
+    assert (view.mtu, view.bridge, view.masquerade) == (1400, f"br-{out['Id'][:12]}", True)
 
     cases = [
         ({"name": "custom"}, Conflict, "already exists"),

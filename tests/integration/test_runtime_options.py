@@ -121,7 +121,9 @@ async def test_hostname_and_etc_files(h: Harness, busybox: str) -> None:
 
 
 async def test_network_none_and_host(h: Harness, busybox: str) -> None:
-    code, out, cid = await run(h, busybox, ["cat", "/proc/net/dev"])
+    code, out, cid = await run(
+        h, busybox, ["cat", "/proc/net/dev"], HostConfig={"NetworkMode": "none"}
+    )
     names = [ln.split(":")[0].strip() for ln in out.splitlines()[2:]]
     assert names == ["lo"]
     info = await h.containers.inspect(cid)

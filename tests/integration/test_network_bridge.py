@@ -1,9 +1,10 @@
-"""NetworkService attach/detach through the real CNI plugins, in network namespaces the tests
-create (``ip netns add``), with all traffic inside them and on the host's 127.0.0.1.
+"""NetworkService attach/detach through the bridge driver (real bridges, veths and iptables),
+in network namespaces the tests create (``ip netns add``), with all traffic inside them and
+on the host's 127.0.0.1.
 
 Each test gets its own engine root, a unique default-bridge name and unique namespace names;
-the fixture detaches every endpoint (CNI DEL), removes the networks and their bridges and
-deletes the namespaces even when the test fails.
+the fixture detaches every endpoint, removes the networks and their bridges and deletes the
+namespaces even when the test fails.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pytest
 
 from engine.errors import Conflict, InvalidArgument
 from engine.network import netns
-from engine.network.cni import CNIError
+from engine.network.bridge import BridgeError, veth_name
+from engine.network.model import NetworkError
 from engine.network.networks import NetworkService
 from engine.network.ports import parse_port_specs
 
@@ -62,9 +64,9 @@ def _chains(dump: str) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cni_host_chains() -> Iterator[None]:
-    """Remove the plugins' shared top-level chains (CNI-HOSTPORT-*, CNI-FORWARD, ...) after
-    the module when they did not exist before it, so the host ends as it started."""
+def host_chains() -> Iterator[None]:
+    """Remove the chains (PSP-*, PSD-*, PSF-*) and jumps the module's networks left (a bridge
+    still in use when its engine closed keeps them), so the host ends as it started."""
     before = _chains(subprocess.run(["iptables-save"], capture_output=True, text=True).stdout)
     yield
     dump = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
@@ -268,7 +270,7 @@ async def test_host_listener_conflicts_with_a_published_port(env: Env) -> None:
             )
     # the failed attach left no endpoint and no address behind
     assert (await svc.inspect("pstbusy"))["Containers"] == {}
-    assert "CNI-DN" not in await iptables_dump()
+    assert f"--dport {port} " not in await iptables_dump()
 
 
 async def test_detach_releases_address_and_iptables_rules(env: Env) -> None:
@@ -278,17 +280,17 @@ async def test_detach_releases_address_and_iptables_rules(env: Env) -> None:
     cid = env.cid("rel")
     att = await svc.attach(cid, path, "pstrel", ports=parse_port_specs(["127.0.0.1::80"]))
     assert att.ip == "10.231.7.2" and att.gateway == "10.231.7.1"
-    ipam = svc.ipam_dir / svc.get("pstrel").cni_name
-    assert (ipam / att.ip).read_text().startswith(cid)
+    assert att.mac == "02:42:0a:e7:07:02"
+    host_if = veth_name(cid, svc.get("pstrel").id)
+    assert Path(f"/sys/class/net/{host_if}").exists()
+    port = att.ports[0].host_port
     dump = await iptables_dump()
-    assert cid in dump and "CNI-DN" in dump
+    assert f"--dport {port} -j DNAT --to-destination 10.231.7.2:80" in dump
 
     await svc.detach(cid, "pstrel")
-    assert not (ipam / att.ip).exists()
+    assert not Path(f"/sys/class/net/{host_if}").exists()
     dump = await iptables_dump()
-    assert cid not in dump
-    assert not [ln for ln in dump.splitlines() if ln.startswith((":CNI-DN-", "-A CNI-DN-"))]
-    assert "10.231.7." not in dump
+    assert "10.231.7.2" not in dump and f"--dport {port} " not in dump
     assert (await svc.inspect("pstrel"))["Containers"] == {}
     assert not list(svc.ep_dir.iterdir())
 
@@ -299,8 +301,16 @@ async def test_detach_releases_address_and_iptables_rules(env: Env) -> None:
             _, p = await env.ns(f"r{len(env.namespaces)}")
             ips.append((await svc.attach(env.cid(f"r{i}"), p, "pstrel")).ip)
         assert sorted(ips) == [f"10.231.7.{n}" for n in range(2, 7)]
+        _, p = await env.ns(f"r{len(env.namespaces)}")
+        with pytest.raises(BridgeError, match=r"no free address left in 10\.231\.7\.0/29"):
+            await svc.attach(env.cid("full"), p, "pstrel")
         for i in range(5):
             await svc.detach_all(env.cid(f"r{i}"))
+    # removing the network removes its bridge and every rule naming it
+    bridge = svc.get("pstrel").bridge
+    await svc.remove("pstrel")
+    assert not Path(f"/sys/class/net/{bridge}").exists()
+    assert bridge not in await iptables_dump()
 
 
 async def test_state_survives_a_restart_without_leaking_addresses(env: Env) -> None:
@@ -360,29 +370,65 @@ async def test_outbound_nat_rules_follow_the_network_kind(env: Env) -> None:
     i_name, i_path = await env.ns("int")
     await svc.attach(env.cid("nat"), n_path, "pstnat")
     await svc.attach(env.cid("int"), i_path, "pstint")
-    code, nat = await run("iptables", "-t", "nat", "-S", "POSTROUTING")
+    nat_bridge, int_bridge = svc.get("pstnat").bridge, svc.get("pstint").bridge
+    code, nat = await run("iptables", "-t", "nat", "-S")
     assert code == 0, nat
-    assert "-s 10.231.9.2/32" in nat  # masquerade for the NAT network's container
-    assert "10.231.10." not in nat  # none for the internal network
+    # masquerade for the NAT network's subnet, none for the internal network
+    assert f"-A PSP-{nat_bridge} -s 10.231.9.0/24 ! -o {nat_bridge} -j MASQUERADE" in nat
+    assert "10.231.10." not in nat
     code, routes = await run(*netns.exec_args(n_name, "ip", "-4", "route"))
     assert "default via 10.231.9.1" in routes, routes
     code, routes = await run(*netns.exec_args(i_name, "ip", "-4", "route"))
     assert "default" not in routes, routes
+    code, fwd = await run("iptables", "-S", f"PSF-{int_bridge}")
+    assert f"-A PSF-{int_bridge} -i {int_bridge} -j DROP" in fwd, fwd
     with pytest.raises(InvalidArgument, match="internal: ports cannot be published"):
         await svc.attach(env.cid("x"), i_path, "pstint", ports=parse_port_specs(["80"]))
+    # the chains are set up once per network, not per container
     await svc.detach_all(env.cid("nat"))
-    code, nat = await run("iptables", "-t", "nat", "-S", "POSTROUTING")
-    assert "10.231.9." not in nat
+    code, nat = await run("iptables", "-t", "nat", "-S")
+    assert nat.count(f"-j PSP-{nat_bridge}") == 1
 
 
 async def test_a_failed_attach_leaves_nothing_behind(env: Env, tmp_path: Path) -> None:
     svc = env.service()
     await svc.create("pstfail", subnet="10.231.11.0/24")
     missing = tmp_path / "no-such-netns"
-    with pytest.raises(CNIError, match=r"CNI plugin loopback ADD failed: .*no-such-netns"):
+    with pytest.raises(NetworkError, match=r"network namespace .*no-such-netns does not exist"):
         await svc.attach(env.cid("f"), missing, "pstfail")
+    not_a_netns = tmp_path / "plain-file"
+    not_a_netns.write_text("")
+    with pytest.raises(BridgeError, match=r"moving pv\w+ into .*plain-file failed"):
+        await svc.attach(env.cid("f"), not_a_netns, "pstfail")
+    assert not Path(f"/sys/class/net/{veth_name(env.cid('f'), svc.get('pstfail').id)}").exists()
     _, path = await env.ns("ok")
     ok = await svc.attach(env.cid("ok"), path, "pstfail")
-    assert ok.ip == "10.231.11.2"  # nothing was reserved by the failed attach
+    assert ok.ip == "10.231.11.2"  # nothing was reserved by the failed attaches
     assert (await svc.inspect("pstfail"))["Containers"].keys() == {env.cid("ok")}
-    assert env.cid("f") not in await iptables_dump()
+    assert not list(svc.ep_dir.glob(f"{env.cid('f')}.*"))
+
+
+async def test_concurrent_attaches_get_their_own_addresses_and_ports(env: Env) -> None:
+    svc = env.service()
+    await svc.create("pstconc", subnet="10.231.12.0/24")
+    paths = [(await env.ns(f"c{i}"))[1] for i in range(8)]
+    atts = await asyncio.gather(
+        *(svc.attach(env.cid(f"c{i}"), p, "pstconc") for i, p in enumerate(paths))
+    )
+    assert len({a.ip for a in atts}) == 8 and len({a.mac for a in atts}) == 8
+    # two containers asking for one host port at the same time: one gets it
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = parse_port_specs([f"127.0.0.1:{port}:80"])
+    pa, pb = (await env.ns("pa"))[1], (await env.ns("pb"))[1]
+    results = await asyncio.gather(
+        svc.attach(env.cid("pa"), pa, "pstconc", name="pa", ports=spec),
+        svc.attach(env.cid("pb"), pb, "pstconc", name="pb", ports=spec),
+        return_exceptions=True,
+    )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], Conflict), results
+    assert "already allocated by p" in str(errors[0])
+    dump = await iptables_dump()
+    assert dump.count(f"--dport {port} -j DNAT") == 1
