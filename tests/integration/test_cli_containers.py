@@ -17,13 +17,14 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.procs import short_tempdir
+from tests.fixtures.procs import free_port, short_tempdir
 from tests.fixtures.registry import RegistryFixture
 from tests.fixtures.terminal import Terminal
 
@@ -228,6 +229,35 @@ def test_volume_verbs(cli: Cli, busybox: str) -> None:
     cli("volume", "rm", vol)
     assert cli("volume", "inspect", vol, check=False).returncode == 1
     assert "Total reclaimed space" in cli("volume", "prune").stdout
+
+
+def test_run_publishes_ports_and_sets_name_resolution(cli: Cli, busybox: str) -> None:
+    """-p on the default bridge network, reached from the host's loopback; --add-host and
+    --dns end up in the container's /etc/hosts and /etc/resolv.conf."""
+    port = free_port()
+    name = _name("web")
+    serve = "mkdir /www && echo served-$((40+2)) > /www/index.html && exec httpd -f -p 80 -h /www"
+    cli(
+        *("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80"),
+        *("--add-host", "db.lan:10.1.2.3", "--dns", "10.9.9.9", busybox, "sh", "-c", serve),
+    )
+    try:
+        body = ""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and "served-42" not in body:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                    body = resp.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert "served-42" in body
+        hosts = cli("exec", name, "cat", "/etc/hosts").stdout
+        assert any(line.split() == ["10.1.2.3", "db.lan"] for line in hosts.splitlines())
+        assert "nameserver 10.9.9.9" in cli("exec", name, "cat", "/etc/resolv.conf").stdout
+        bad = cli("run", "--rm", "-p", "80/icmp", busybox, "true", check=False)
+        assert bad.returncode == 125 and "use tcp, udp or sctp" in bad.stderr
+    finally:
+        cli("rm", "-f", name, check=False)
 
 
 # -- run -it through a real terminal ------------------------------------------------------------

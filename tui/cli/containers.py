@@ -25,7 +25,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 
-from tui.cli import dockerconfig
+from tui.cli import dockerconfig, ports
 from tui.cli import tty as term
 from tui.cli.images import VerbError, _split_ref
 from tui.cli.output import table
@@ -108,6 +108,16 @@ def _tmpfs(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _log_options(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise VerbError(f"invalid --log-opt {item!r}: use KEY=VALUE (max-size=10m)", 125)
+        out[key] = value
+    return out
+
+
 def create_body(args: argparse.Namespace) -> dict[str, Any]:
     """docker's ContainerCreate body from ``run``/``create`` flags."""
     env = []
@@ -139,6 +149,22 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
     policy = _restart(args.restart)
     if policy:
         host["RestartPolicy"] = policy
+    exposed, bindings = ports.parse_publish(args.publish or [])
+    exposed.update(ports.parse_expose(args.expose or []))
+    if bindings:
+        host["PortBindings"] = bindings
+    if args.publish_all:
+        host["PublishAllPorts"] = True
+    for field, values in (
+        ("ExtraHosts", args.add_host),
+        ("Dns", args.dns),
+        ("DnsSearch", args.dns_search),
+        ("DnsOptions", args.dns_option),
+    ):
+        if values:
+            host[field] = list(values)
+    if args.log_opt:
+        host["LogConfig"] = {"Type": "json-file", "Config": _log_options(args.log_opt)}
     body: dict[str, Any] = {
         "Image": args.image,
         "Cmd": list(args.command) or None,
@@ -155,6 +181,17 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "Hostname": args.hostname or "",
         "HostConfig": {k: v for k, v in host.items() if v is not None},
     }
+    if exposed:
+        body["ExposedPorts"] = exposed
+    if args.network_alias:
+        network = args.network or "bridge"
+        if network in ("bridge", "default", "host", "none") or network.startswith("container:"):
+            raise VerbError(
+                "network-scoped aliases are only supported for user-defined networks", 125
+            )
+        body["NetworkingConfig"] = {
+            "EndpointsConfig": {network: {"Aliases": list(args.network_alias)}}
+        }
     if args.stop_signal:
         body["StopSignal"] = args.stop_signal
     if args.entrypoint is not None:
@@ -823,7 +860,23 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("-l", "--label", action="append", metavar="KEY=VALUE")
     p.add_argument("--restart", metavar="POLICY")
-    p.add_argument("--network", "--net", metavar="none|host")
+    p.add_argument(
+        "--network",
+        "--net",
+        metavar="NETWORK",
+        help="bridge (default), none, host, container:NAME or a network's name",
+    )
+    p.add_argument("-p", "--publish", action="append", metavar="[IP:]HOST:CONTAINER[/PROTO]")
+    p.add_argument("-P", "--publish-all", action="store_true", help="publish every exposed port")
+    p.add_argument("--expose", action="append", metavar="PORT[/PROTO]")
+    p.add_argument("--network-alias", action="append", metavar="ALIAS")
+    p.add_argument("--add-host", action="append", metavar="HOST:IP")
+    p.add_argument("--dns", action="append", metavar="IP")
+    p.add_argument("--dns-search", action="append", metavar="DOMAIN")
+    p.add_argument("--dns-option", action="append", metavar="OPTION")
+    p.add_argument(
+        "--log-opt", action="append", metavar="KEY=VALUE", help="json-file: max-size, max-file"
+    )
     p.add_argument("--entrypoint")
     p.add_argument("-h", "--hostname")
     p.add_argument("--detach-keys")
