@@ -6,7 +6,8 @@ applies ``.dockerignore``. Progress goes out as ``{"stream": ...}`` JSON lines; 
 as ``{"aux":{"ID":...}}`` just before "Successfully built"; a failure after the first line
 as an ``errorDetail`` line (with the RUN's exit code, which the docker CLI exits with).
 ``X-Registry-Config`` is accepted and ignored: FROM pulls use the engine's own credentials.
-The build service keeps no prunable cache index yet, so ``/build/prune`` answers 501.
+``POST /build/prune`` (``all``, ``keep-storage``, filter ``until``: a Go duration like
+``24h`` or a time) drops build cache entries and answers ``{CachesDeleted, SpaceReclaimed}``.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from engine.api.base import NotImplementedYet, Routes, engine_of
-from engine.api.params import query_bool, query_str
+from engine.api.base import NotImplementedYet, Routes, engine_of, json_reply
+from engine.api.params import query_bool, query_filters, query_int, query_str
 from engine.api.streams import SHUTDOWN, JsonStream, error_message, tracked_stream
 from engine.build.context import BuildContext
+from engine.build.secrets import HEADER as SECRETS_HEADER
+from engine.build.secrets import decode_header
 from engine.errors import InvalidArgument, PortsideError
 from engine.reference import Reference
+from engine.runtime.logs import parse_timestamp_arg
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,10 @@ _EXIT_CODE = re.compile(r"returned a non-zero code: (\d+)$")
 _BUILT = "Successfully built "
 _BLOCK = 512
 _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+PRUNE_FILTERS = frozenset({"until"})
 
 
 def _json_map(query: Any, key: str) -> dict[str, str]:
@@ -86,8 +95,9 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
 def _failure_line(err: PortsideError) -> dict[str, Any]:
     line = error_message(err.message)
     match = _EXIT_CODE.search(err.message)
-    if match:
-        line["errorDetail"]["code"] = int(match.group(1))
+    code = getattr(err, "exit_code", None) or (int(match.group(1)) if match else None)
+    if code:
+        line["errorDetail"]["code"] = code
     return line
 
 
@@ -170,18 +180,44 @@ async def build(request: web.Request) -> web.StreamResponse:
         "pull": query_bool(query, "pull"),
         "labels": labels,
     }
+    if SECRETS_HEADER in request.headers:
+        options["secrets"] = decode_header(request.headers[SECRETS_HEADER])
     async with tracked_stream(request):
         context = await BuildContext.from_tar(_body(request), dockerfile)
         async with context:
             return await _BuildStream(request, query_bool(query, "q")).run(context, **options)
 
 
+def _cutoff(value: str) -> float:
+    """A prune ``until`` value: a Go duration before now (``24h``, ``1h30m``) or a time."""
+    text = value.strip()
+    if _DURATION.match(text):
+        ago = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        return time.time() - ago
+    try:
+        ns = parse_timestamp_arg(text)
+    except ValueError:
+        ns = None
+    if ns is None:
+        raise InvalidArgument(
+            f"invalid until filter {value!r}: use a duration like 24h or 90m, or a timestamp"
+        )
+    return ns / 1e9
+
+
 async def prune(request: web.Request) -> web.Response:
-    del request
-    raise NotImplementedYet(
-        "portside keeps no separate build cache to prune; remove unused images with "
-        "'docker image prune' instead"
+    query = request.query
+    filters = query_filters(query, allowed=PRUNE_FILTERS)
+    cutoffs = [_cutoff(v) for v in filters.get("until", [])]
+    keep = query_int(query, "keep-storage", 0) or 0
+    if keep < 0:
+        raise InvalidArgument(f"invalid keep-storage {keep}: must be 0 or more bytes")
+    result = await engine_of(request).builds.cache.prune(
+        everything=query_bool(query, "all"),
+        until=min(cutoffs) if cutoffs else None,
+        keep_storage=keep,
     )
+    return json_reply({"CachesDeleted": result.deleted or None, "SpaceReclaimed": result.reclaimed})
 
 
 def register(routes: Routes) -> None:

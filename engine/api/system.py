@@ -216,7 +216,8 @@ async def system_df(request: web.Request) -> web.Response:
     if "volume" in want:
         out["Volumes"] = await volumes_api.disk_usage(engine)
     if "build-cache" in want:
-        out["BuildCache"] = []
+        out["BuildCache"] = await engine.builds.cache.records()
+        out["BuilderSize"] = sum(r["Size"] for r in out["BuildCache"])
     return json_reply(out)
 
 

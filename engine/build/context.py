@@ -11,7 +11,8 @@ directory context; ``<Dockerfile>.dockerignore`` beside it wins over ``.dockerig
 only while they stay inside (absolute targets and ``..`` escapes are refused).
 ``hash_paths(paths)`` gives a stable digest of files and trees for cache keys: type, path,
 permission bits, link targets and content; never mtimes or owners. Blocking work runs in
-threads.
+threads. ``ImageTree`` is the same interface over an image's file tree (``COPY --from``,
+``RUN --mount from=``), its symlinks resolved as inside a container.
 """
 
 from __future__ import annotations
@@ -579,3 +580,41 @@ def _unpack(chunks: Iterator[bytes], root: Path) -> None:
         reader.drain()
     finally:
         writer.close()
+
+
+class ImageTree(BuildContext):
+    """An image's file tree used like a context (``COPY --from``, ``RUN --mount from=``):
+    symlinks resolve as they would inside a container, absolute targets and ``..`` staying
+    under the tree's root. ``ImageTree.of(root)`` makes one with no ignore patterns."""
+
+    @classmethod
+    def of(cls, root: Path) -> ImageTree:
+        return cls(root, "", b"", for_build([], None))
+
+    def _resolve(self, path: str, follow_final: bool) -> Path:
+        pending = [p for p in path.split("/") if p and p != "."]
+        pending.reverse()
+        done: list[str] = []
+        links = 0
+        while pending:
+            part = pending.pop()
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = self.root.joinpath(*done, part)
+            try:
+                st = os.lstat(candidate)
+            except (FileNotFoundError, NotADirectoryError):
+                raise InvalidArgument(f"{path!r} not found in the image") from None
+            if stat.S_ISLNK(st.st_mode) and (follow_final or pending):
+                links += 1
+                if links > 40:
+                    raise InvalidArgument(f"too many symbolic links resolving {path!r}")
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    done = []
+                pending.extend(reversed([p for p in target.split("/") if p and p != "."]))
+                continue
+            done.append(part)
+        return self.root.joinpath(*done)

@@ -1,23 +1,29 @@
 """The stage executor: runs the instructions of the needed stages, one image per step.
 
-Config instructions (ENV, ARG, LABEL, WORKDIR, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, SHELL,
-HEALTHCHECK, STOPSIGNAL, ONBUILD, MAINTAINER) make an image with an ``empty_layer`` history
-entry in the legacy builder's ``/bin/sh -c #(nop)  ...`` form; COPY/ADD write a layer from
-the context or another stage (``engine.build.layers``); RUN runs a container through the
-container service (host network unless ``--network``), then commits it. Every step is
-looked up in the build cache first. Progress lines are docker's legacy builder lines.
+Stages run as asyncio tasks: a stage waits only for the stages it uses (``FROM``,
+``COPY --from``, ``RUN --mount from=``), so independent ones build concurrently; their
+output is held back and shown stage after stage, in step order. Config instructions (ENV,
+ARG, LABEL, WORKDIR, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT, SHELL, HEALTHCHECK, STOPSIGNAL,
+ONBUILD, MAINTAINER) make an image with an ``empty_layer`` history entry in the legacy
+builder's ``/bin/sh -c #(nop)  ...`` form; COPY/ADD write a layer from the context, another
+stage, heredocs or downloaded URLs (``--link``, ``--parents``, ``--exclude`` too;
+``engine.build.layers``); RUN runs a container through the container service (host network
+unless ``--network``, ``--mount``s from ``engine.build.mounts``, heredoc scripts), then
+commits it with dockerd's history text (``|N K=V /bin/sh -c ...``), or records an
+``empty_layer`` entry when nothing changed, as dockerd 20.10 does. Every step is looked up
+in the build cache first. Progress lines are docker's legacy builder lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fnmatch
+import hashlib
 import json
-import os
 import posixpath
 import shutil
-import stat
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,13 +32,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engine.build import instructions as ins
+from engine.build import remote
 from engine.build.cache import BuildCache, step_key
-from engine.build.context import BuildContext
-from engine.build.dockerignore import for_build
+from engine.build.context import BuildContext, ImageTree
+from engine.build.dockerignore import PatternMatcher
+from engine.build.errors import BuildError
 from engine.build.expand import ExpansionError, Lexer
 from engine.build.graph import StageGraph
 from engine.build.layers import CopyItem, Owner, new_image, write_copy_tar
-from engine.digest import Digest, chain_ids
+from engine.build.mounts import RunMounts
+from engine.build.parser import Heredoc, parse_heredoc
+from engine.digest import Digest, chain_ids, is_digest
 from engine.errors import InvalidArgument, NotFound, PortsideError
 from engine.store.compression import Compression, detect
 from engine.store.snapshots import merged_view
@@ -62,11 +72,9 @@ CONFIG_KEYS = (
     "Shell",
 )
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+_STAGE: contextvars.ContextVar[int | None] = contextvars.ContextVar("build_stage", default=None)
+PIPES = "/dev/pipes"  # where a RUN heredoc with a #! line is mounted, as in BuildKit
 _GLOB = set("*?[")
-
-
-class BuildError(PortsideError):
-    """A build step failed (a RUN exiting non-zero, a missing source...)."""
 
 
 def short(image_id: str) -> str:
@@ -79,6 +87,7 @@ class Options:
     no_cache: bool = False
     pull: bool = False
     progress: Callable[[str], None] = lambda line: None
+    secrets: dict[str, bytes] = field(default_factory=dict)  # RUN --mount=type=secret
 
 
 @dataclass
@@ -89,6 +98,7 @@ class StageState:
     config: dict[str, Any]
     args: dict[str, str] = field(default_factory=dict)
     cmd_set: bool = False
+    author: str = ""  # MAINTAINER: the author of this stage's later steps
 
     @property
     def shell(self) -> list[str]:
@@ -125,40 +135,95 @@ class Executor:
         self.lexer = Lexer(escape)
         self.filename = filename
         self.opts = options
+        self.root = cache.dir.parent  # the engine root: cache mounts live under it
         self.results: dict[int, str | None] = {}
         self.declared: set[str] = set()  # ARG names the build went through
-        self.step = 0
         self.total = 0
+        self._tasks: dict[int, asyncio.Task[str | None]] = {}
+        self._first_step: dict[int, int] = {}
+        self._order: list[int] = []  # stages in Dockerfile order: their output is shown so
+        self._shown = 0  # index in _order of the stage whose output goes out live
+        self._held: dict[int, list[str]] = {}  # output of later stages, held back
+        self._finished: set[int] = set()
+
+    def emit(self, text: str) -> None:
+        """Progress text of the current stage: live for the stage being shown, held back
+        for later stages running concurrently, so the output reads stage after stage."""
+        stage = _STAGE.get()
+        if stage is None or self._order[self._shown] == stage:
+            self.opts.progress(text)
+        else:
+            self._held.setdefault(stage, []).append(text)
 
     def say(self, line: str) -> None:
-        self.opts.progress(line + "\n")
+        self.emit(line + "\n")
+
+    def _stage_done(self, index: int) -> None:
+        self._finished.add(index)
+        while self._shown < len(self._order) and self._order[self._shown] in self._finished:
+            self._shown += 1
+            if self._shown < len(self._order):
+                for text in self._held.pop(self._order[self._shown], []):
+                    self.opts.progress(text)
+
+    def _flush_all(self) -> None:
+        for i in self._order[self._shown :]:
+            for text in self._held.pop(i, []):
+                self.opts.progress(text)
 
     # -- driver ------------------------------------------------------------------------
     async def build(self, target: str | None, extra: list[ins.Instruction]) -> str:
+        """Build the stages ``target`` needs, independent ones concurrently."""
         needed = self.graph.needed(target)
         last = needed[-1]
         plan = {i: list(self.graph.nodes[i].stage.instructions) for i in needed}
         plan[last].extend(extra)
         self.total = sum(1 + len(v) for v in plan.values())
-        image_id: str | None = None
+        self._order = needed
+        step = 1
         for i in needed:
-            image_id = await self._stage(i, plan[i])
-            self.results[i] = image_id
+            self._first_step[i] = step
+            step += 1 + len(plan[i])
+        for i in needed:
+            self._tasks[i] = asyncio.create_task(self._stage_task(i, plan[i]))
+        try:
+            await asyncio.gather(*self._tasks.values())
+        except BaseException:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self._flush_all()
+            raise
+        image_id = self.results[last]
         if image_id is None:
             raise BuildError("the build produced no image: a FROM scratch stage needs a step")
         return image_id
 
+    async def _stage_task(self, index: int, steps: list[ins.Instruction]) -> str | None:
+        _STAGE.set(index)
+        image_id = await self._stage(index, steps)
+        self.results[index] = image_id
+        self._stage_done(index)
+        return image_id
+
+    async def _stage_result(self, index: int) -> str | None:
+        """The image stage ``index`` made, waiting for it when it is still building."""
+        task = self._tasks.get(index)
+        if task is None:
+            raise InvalidArgument(f"stage {index} is not part of this build")
+        return await asyncio.shield(task)
+
     async def _stage(self, index: int, steps: list[ins.Instruction]) -> str | None:
         node = self.graph.nodes[index]
-        self.step += 1
-        self.say(f"Step {self.step}/{self.total} : {node.stage.source.original.strip()}")
+        step = self._first_step[index]
+        self.say(f"Step {step}/{self.total} : {node.stage.source.original.strip()}")
         state = await self._from(node.base, node.base_stage, node.platform)
         if state.image_id:
             self.say(f" ---> {short(state.image_id)}")
         await self._triggers(state)
         for inst in steps:
-            self.step += 1
-            self.say(f"Step {self.step}/{self.total} : {inst.original.strip()}")
+            step += 1
+            self.say(f"Step {step}/{self.total} : {inst.original.strip()}")
             try:
                 await self._dispatch(state, inst)
             except ExpansionError as err:
@@ -193,7 +258,7 @@ class Executor:
 
     async def _from(self, base: str, base_stage: int | None, platform: str | None) -> StageState:
         if base_stage is not None:
-            image_id = self.results[base_stage]
+            image_id = await self._stage_result(base_stage)
         elif base.lower() == "scratch":
             image_id = None
         else:
@@ -235,7 +300,7 @@ class Executor:
         created_by = created_by or self._nop(state, text)
         key = step_key(
             state.image_id,
-            created_by + json.dumps(state.config, sort_keys=True),
+            created_by + json.dumps([state.config, state.author], sort_keys=True),
             self._key_args(state),
         )
         found = await self._cached(key)
@@ -249,7 +314,9 @@ class Executor:
                 write = partial(
                     write_copy_tar, items=[], new_dirs=missing, owner=Owner(), chmod=None
                 )
-            found = await new_image(self.images, state.image_id, state.config, created_by, write)
+            found = await new_image(
+                self.images, state.image_id, state.config, created_by, write, state.author
+            )
             await self.cache.put(key, found)
         state.image_id = found
 
@@ -284,23 +351,26 @@ class Executor:
             await self._commit_config(state, "LABEL " + " ".join(f"{k}={v}" for k, v in pairs))
         elif isinstance(inst, ins.Workdir):
             path = self._word(state, inst.path)
-            path = posixpath.normpath(posixpath.join(cfg.get("WorkingDir") or "/", path))
+            if not path.startswith("/"):  # dockerd keeps an absolute path as written
+                path = posixpath.normpath(posixpath.join("/", cfg.get("WorkingDir") or "/", path))
             cfg["WorkingDir"] = path
-            await self._commit_config(state, f"WORKDIR {path}", make_dir=path)
+            made = posixpath.normpath(path)
+            await self._commit_config(state, f"WORKDIR {path}", make_dir=made)
         elif isinstance(inst, ins.User):
             cfg["User"] = self._word(state, inst.user)
             await self._commit_config(state, f"USER {cfg['User']}")
         elif isinstance(inst, ins.Expose):
             ports = dict(cfg.get("ExposedPorts") or {})
             shown = []
-            for word in inst.ports:
+            # dockerd sorts the words as written, then expands them in that order
+            for word in sorted(inst.ports):
                 for w in self.lexer.words(word, self._vars(state)):
                     start, end, proto = ins.parse_ports(w)
                     for p in range(start, end + 1):
                         ports[f"{p}/{proto}"] = {}
                     shown.append(w)
             cfg["ExposedPorts"] = ports
-            await self._commit_config(state, "EXPOSE " + " ".join(sorted(shown)))
+            await self._commit_config(state, "EXPOSE " + " ".join(shown))
         elif isinstance(inst, ins.Volume):
             vols = dict(cfg.get("Volumes") or {})
             paths = [self._word(state, p) for p in inst.paths]
@@ -321,7 +391,8 @@ class Executor:
             await self._commit_config(state, "ENTRYPOINT " + _go_list(cfg["Entrypoint"]))
         elif isinstance(inst, ins.Shell):
             cfg["Shell"] = list(inst.shell)
-            await self._commit_config(state, "SHELL " + _go_list(cfg["Shell"]))
+            # Go's %v of a []string, as dockerd writes it: [/bin/sh -ec]
+            await self._commit_config(state, "SHELL [" + " ".join(cfg["Shell"]) + "]")
         elif isinstance(inst, ins.Healthcheck):
             cfg["Healthcheck"] = _healthcheck(inst)
             await self._commit_config(state, "HEALTHCHECK " + _go_health(cfg["Healthcheck"]))
@@ -332,6 +403,7 @@ class Executor:
             cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), inst.expression]
             await self._commit_config(state, f"ONBUILD {inst.expression}")
         elif isinstance(inst, ins.Maintainer):
+            state.author = inst.maintainer
             await self._commit_config(state, f"MAINTAINER {inst.maintainer}")
         else:
             raise InvalidArgument(
@@ -344,30 +416,95 @@ class Executor:
         return [*state.shell, command]
 
     # -- RUN ---------------------------------------------------------------------------
+    def _run_command(
+        self, state: StageState, inst: ins.Run
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """The RUN's argv and the heredoc scripts to mount at /dev/pipes/<name> (BuildKit's
+        rules: one bare heredoc runs as the script, or as a file when it starts with ``#!``;
+        otherwise the shell gets the command with its heredocs reattached)."""
+        if not inst.heredocs or inst.json:
+            return self._command(state, inst.command), []
+        text = str(inst.command)
+        bare = parse_heredoc(text.strip(), self.lexer.escape, self.filename, inst.line)
+        if bare is not None and len(inst.heredocs) == 1:
+            doc = inst.heredocs[0]
+            if doc.content.startswith("#!"):
+                name = posixpath.basename(doc.name) or "script"
+                return [*state.shell, f"{PIPES}/{name}"], [(name, doc.content)]
+            return [*state.shell, doc.content], []
+        full = text + "".join("\n" + doc.content + doc.name for doc in inst.heredocs)
+        return [*state.shell, full], []
+
+    def _run_history(self, state: StageState, cmd: list[str]) -> str:
+        """The legacy builder's ``created_by`` of a RUN: the command, prefixed with
+        ``|N K=V...`` (sorted) when build args are in effect, as dockerd writes it."""
+        env = state.env()
+        listed = sorted(f"{k}={v}" for k, v in state.args.items() if k not in env)
+        builtin = [
+            k
+            for k in self.opts.build_args
+            if k in PROXY_ARGS and k not in state.args and k not in env
+        ]
+        if not listed and not builtin:
+            return " ".join(cmd)
+        return " ".join([f"|{len(listed)}", *listed, *cmd])
+
+    async def _mount_tree(
+        self, state: StageState, stack: contextlib.AsyncExitStack, ref: str | None
+    ) -> tuple[Path | None, BuildContext | None, str]:
+        """The tree a ``--mount from=`` names (None: the context), kept open on ``stack``."""
+        if ref is None:
+            return self.context.root, self.context, "context"
+        image_id = await self._stage_or_image(ref)
+        root = await stack.enter_async_context(self._view(image_id))
+        return root, None, str(image_id)
+
     async def _run(self, state: StageState, inst: ins.Run) -> None:
+        loc = f"{self.filename}:{inst.line}"
         if state.image_id is None:
-            raise InvalidArgument(
-                f"{self.filename}:{inst.line}: RUN needs a base image with a shell, "
-                "not FROM scratch"
-            )
-        if inst.mounts or inst.mount_specs or inst.heredocs:
-            raise InvalidArgument(
-                f"{self.filename}:{inst.line}: RUN --mount and heredocs need BuildKit; "
-                "this builder does not support them yet"
-            )
-        cmd = self._command(state, inst.command)
+            raise InvalidArgument(f"{loc}: RUN needs a base image with a shell, not FROM scratch")
+        cmd, scripts = self._run_command(state, inst)
         network = self._word(state, inst.network)
         if network not in ins.NETWORK_MODES:
-            raise InvalidArgument(f"{self.filename}:{inst.line}: invalid --network {network!r}")
-        text = json.dumps([cmd, network])
-        key = step_key(state.image_id, "RUN " + text, self._key_args(state))
-        found = await self._cached(key)
-        if found is None:
-            found = await self._run_container(state, cmd, network)
-            await self.cache.put(key, found)
+            raise InvalidArgument(f"{loc}: invalid --network {network!r}")
+        mounts = []
+        for spec in inst.mount_specs:
+            try:
+                mounts.append(ins.parse_mount(spec, self._vars(state), self.lexer.escape))
+            except InvalidArgument as err:
+                raise InvalidArgument(f"{loc}: RUN {err}") from None
+        created_by = self._run_history(state, cmd)
+        async with contextlib.AsyncExitStack() as stack:
+            run_mounts = RunMounts(
+                root=self.root,
+                mounts=mounts,
+                resolve=partial(self._mount_tree, state, stack),
+                secrets=self.opts.secrets,
+                where=loc,
+            )
+            await stack.enter_async_context(run_mounts)
+            for name, content in scripts:
+                host = await run_mounts.tmpdir() / f"script-{name}"
+                await asyncio.to_thread(_write_script, host, content)
+                run_mounts.host_mounts.append(
+                    {"Type": "bind", "Source": str(host), "Target": f"{PIPES}/{name}"}
+                )
+            text = json.dumps([cmd, network, run_mounts.key_parts, scripts, state.author])
+            key = step_key(state.image_id, "RUN " + text, self._key_args(state))
+            found = await self._cached(key)
+            if found is None:
+                found = await self._run_container(state, cmd, network, run_mounts, created_by)
+                await self.cache.put(key, found)
         state.image_id = found
 
-    async def _run_container(self, state: StageState, cmd: list[str], network: str) -> str:
+    async def _run_container(
+        self,
+        state: StageState,
+        cmd: list[str],
+        network: str,
+        mounts: RunMounts,
+        created_by: str,
+    ) -> str:
         assert state.image_id is not None
         env = state.env()
         run_env = [
@@ -378,6 +515,7 @@ class Executor:
                 if k in PROXY_ARGS and k not in state.args and k not in env
             ),
             *(state.config.get("Env") or []),
+            *(f"{k}={v}" for k, v in mounts.env.items()),
         ]
         body = {
             "Image": state.image_id,
@@ -386,7 +524,10 @@ class Executor:
             "Env": run_env,
             "User": state.config.get("User") or "",
             "WorkingDir": state.config.get("WorkingDir") or "",
-            "HostConfig": {"NetworkMode": "host" if network == "default" else network},
+            "HostConfig": {
+                "NetworkMode": "host" if network == "default" else network,
+                "Mounts": mounts.host_mounts,
+            },
         }
         created = await self.containers.create(body, policy_action="build")
         cid = str(created["Id"])
@@ -395,13 +536,30 @@ class Executor:
             waiter = self.containers.waiter(cid, "next-exit")
             await self.containers.start(cid)
             async for _, data in self.containers.logs(cid, follow=True):
-                self.opts.progress(data.decode(errors="replace"))
+                self.emit(data.decode(errors="replace"))
             status = await waiter
             code = int(status.get("StatusCode", 1))
             if code != 0:
-                raise BuildError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}")
+                raise BuildError(
+                    f"The command '{' '.join(cmd)}' returned a non-zero code: {code}",
+                    exit_code=code,
+                )
+            changed = [(c["Path"], c["Kind"]) for c in await self.containers.changes(cid)]
+            stubs = _mount_stubs(changed, mounts.targets)
+            if all(path in stubs for path, _ in changed):
+                # nothing changed: dockerd 20.10 records an empty_layer history entry
+                return await new_image(
+                    self.images, state.image_id, state.config, created_by, None, state.author
+                )
             config = {k: state.config.get(k) for k in CONFIG_KEYS}
-            result = await self.containers.commit(cid, pause=False, config=config)
+            result = await self.containers.commit(
+                cid,
+                pause=False,
+                config=config,
+                created_by=created_by,
+                exclude=stubs,
+                author=state.author,
+            )
             return str(result["Id"])
         finally:
             with contextlib.suppress(PortsideError):
@@ -424,83 +582,164 @@ class Executor:
         async with merged_view(self.images.snapshots, chain) as root:
             yield root
 
+    async def _stage_or_image(self, ref: str) -> str | None:
+        """The image of stage ``ref`` (a name or index), else of the image named ``ref``."""
+        key = ref.lower()
+        if key in self.graph.names:
+            return await self._stage_result(self.graph.names[key])
+        if ref.isdigit() and int(ref) < len(self.graph.nodes):
+            return await self._stage_result(int(ref))
+        return await self._external(ref)
+
     async def _copy_source(self, state: StageState, inst: ins.Copy) -> tuple[str | None, str]:
         """(image id of ``--from``, or None for the context; the name shown)."""
         if inst.from_ is None:
             return None, ""
         ref = self._word(state, inst.from_)
-        key = ref.lower()
-        if key in self.graph.names:
-            return self.results.get(self.graph.names[key]), ref
-        if ref.isdigit() and int(ref) in self.results:
-            return self.results[int(ref)], ref
-        return await self._external(ref), ref
+        return await self._stage_or_image(ref), ref
 
     async def _copy(self, state: StageState, inst: ins.Copy) -> None:
         is_add = isinstance(inst, ins.Add)
         what = "ADD" if is_add else "COPY"
         loc = f"{self.filename}:{inst.line}"
-        if inst.link or inst.parents or inst.exclude:
-            raise InvalidArgument(f"{loc}: {what} --link/--parents/--exclude need BuildKit")
         sources: list[str] = []
+        docs: list[Heredoc] = []
+        urls: list[str] = []
         for src in inst.sources:
             if not isinstance(src, str):
-                raise InvalidArgument(f"{loc}: {what} heredocs need BuildKit")
+                docs.append(src)
+                continue
             word = self._word(state, src)
-            if is_add and ins._is_remote(word):
-                raise InvalidArgument(f"{loc}: ADD of remote URLs is not supported yet")
-            sources.append(word)
+            if is_add and remote.is_git(word):
+                raise InvalidArgument(
+                    f"{loc}: ADD of a git repository ({word}) is not supported: clone it into "
+                    "the build context and COPY it"
+                )
+            if is_add and remote.is_url(word):
+                urls.append(word)
+            else:
+                sources.append(word)
+        checksum = None
+        if isinstance(inst, ins.Add) and inst.checksum is not None:
+            checksum = self._word(state, inst.checksum)
+            if not checksum.startswith("sha256:") or not is_digest(checksum):
+                raise InvalidArgument(f"{loc}: invalid --checksum {checksum!r}: use sha256:<hex>")
+            if not urls or sources or docs:
+                raise InvalidArgument(f"{loc}: ADD --checksum is only valid for HTTP(S) sources")
         dest = self._word(state, inst.dest)
         if not dest:
             raise InvalidArgument(f"{loc}: {what} needs a destination")
         dest_text = dest
-        dest_dir_hint = dest.endswith("/") or dest in (".", "..")
+        dest_dir_hint = dest.endswith("/") or dest in (".", "..") or inst.parents
         dest = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", dest))
         chmod = ins.validate_chmod(inst.chmod) if inst.chmod else None
+        excludes = [self._word(state, p) for p in inst.exclude]
+        spec = _CopySpec(
+            dest=dest,
+            dest_dir_hint=dest_dir_hint,
+            chmod=chmod,
+            is_add=is_add,
+            link=inst.link,
+            parents=inst.parents,
+            exclude=PatternMatcher(excludes) if excludes else None,
+            unpack=inst.unpack if isinstance(inst, ins.Add) else None,
+        )
         from_id, from_name = await self._copy_source(state, inst)
         async with contextlib.AsyncExitStack() as stack:
             if inst.from_ is not None:
                 root = await stack.enter_async_context(self._view(from_id))
                 if root is None:
                     raise InvalidArgument(f"{loc}: {what} --from={from_name}: the image is empty")
-                ctx = ImageTree(root, "", b"", for_build([], None))
+                ctx = ImageTree.of(root)
             else:
                 ctx = self.context
-            paths = await self._expand_sources(ctx, sources, loc, what)
-            if (len(paths) > 1 or len(sources) > 1) and not dest_dir_hint:
+            for src in sources:
+                spec.groups.append(await self._expand_sources(ctx, [src], loc, what))
+                spec.prefixes.append(_parents_prefix(src) if inst.parents else "")
+            paths = [p for group in spec.groups for p in group]
+            if spec.exclude is not None:
+                spec.groups = [
+                    [p for p in group if not _excluded(spec.exclude, p)] for group in spec.groups
+                ]
+            staged_digests = await self._stage_inline(state, spec, docs, urls, checksum, stack)
+            count = len(paths) + len(spec.staged)
+            if (count > 1 or len(inst.sources) > 1) and not dest_dir_hint:
                 raise InvalidArgument(
                     f"{loc}: When using {what} with more than one source file, the "
                     "destination must be a directory and end with a /"
                 )
-            if inst.from_ is None:
-                content = await ctx.hash_paths(paths)
-            else:
-                content = f"{from_id}:{json.dumps(paths)}"
+            if spec.staged and dest_dir_hint and any(not n for n, _, _ in spec.staged):
+                raise InvalidArgument(f"{loc}: cannot determine a file name from the URL")
+            content = await ctx.hash_paths(paths) if paths else ""
+            content += "".join(staged_digests)
             chown = self._word(state, inst.chown) if inst.chown else ""
-            one_dir = len(paths) == 1 and await asyncio.to_thread(
-                lambda: ctx.resolve(paths[0]).is_dir()
+            one_dir = (
+                len(paths) == 1
+                and not spec.staged
+                and await asyncio.to_thread(lambda: ctx.resolve(paths[0]).is_dir())
             )
-            kind = "dir" if one_dir else "file"
-            if len(paths) > 1:
-                kind = "multi"
-            digest = content.removeprefix("sha256:")
-            flag = f" --chown={chown}" if chown else ""
+            kind = "dir:" if one_dir else "file:"
+            if count > 1:
+                kind = "multi:"
+            if len(paths) == 1 and not spec.staged:
+                digest = content.removeprefix("sha256:")
+            elif count == 1 and urls:
+                kind, digest = "", staged_digests[0].removeprefix("url:sha256:")  # as dockerd
+            else:
+                digest = hashlib.sha256(content.encode()).hexdigest()
+            # dockerd writes the --chown value and the source kind with no space between
+            flag = f" --chown={chown}" if chown else " "
             created_by = " ".join(
-                [*state.shell, f"#(nop) {what}{flag} {kind}:{digest} in {dest_text} "]
+                [*state.shell, f"#(nop) {what}{flag}{kind}{digest} in {dest_text} "]
             )
+            options = [chown, chmod, from_id, inst.link, inst.parents, excludes, checksum]
+            options += [spec.unpack, state.author]
             key = step_key(
                 state.image_id,
-                created_by + json.dumps([chown, chmod, from_id]),
+                created_by + json.dumps(options),
                 self._key_args(state),
                 content,
             )
             found = await self._cached(key)
             if found is None:
-                found = await self._make_copy_layer(
-                    state, ctx, paths, dest, dest_dir_hint, chown, chmod, is_add, stack, created_by
-                )
+                found = await self._make_copy_layer(state, ctx, spec, chown, stack, created_by)
                 await self.cache.put(key, found)
             state.image_id = found
+
+    async def _stage_inline(
+        self,
+        state: StageState,
+        spec: _CopySpec,
+        docs: list[Heredoc],
+        urls: list[str],
+        checksum: str | None,
+        stack: contextlib.AsyncExitStack,
+    ) -> list[str]:
+        """Heredoc files and URL downloads as files in a temporary directory (on
+        ``spec.staged``); their content digests, for the cache key."""
+        if not docs and not urls:
+            return []
+        work = self.root / "build-tmp"
+        await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
+        tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="inline-", dir=work))
+        stack.push_async_callback(asyncio.to_thread, shutil.rmtree, tmp, True)
+        digests = []
+        heredoc_lexer = Lexer(self.lexer.escape, raw_quotes=True)
+        heredoc_lexer.raw_escapes = True
+        for i, doc in enumerate(docs):
+            content = doc.content
+            if doc.expand:
+                content = heredoc_lexer.word(content, self._vars(state))
+            host = tmp / f"heredoc-{i}"
+            await asyncio.to_thread(_write_file, host, content.encode(), 0o644)
+            spec.staged.append((doc.name, host, False))
+            digests.append("heredoc:" + hashlib.sha256(content.encode()).hexdigest())
+        for i, url in enumerate(urls):
+            self.say(f"Downloading {url}")
+            got = await remote.download(url, tmp, checksum, i)
+            spec.staged.append((got.name, got.path, True))
+            digests.append(f"url:{got.digest}")
+        return digests
 
     async def _expand_sources(
         self, ctx: BuildContext, sources: list[str], loc: str, what: str
@@ -532,55 +771,139 @@ class Executor:
         self,
         state: StageState,
         ctx: BuildContext,
-        paths: list[str],
-        dest: str,
-        dest_dir_hint: bool,
+        spec: _CopySpec,
         chown: str,
-        chmod: int | None,
-        is_add: bool,
         stack: contextlib.AsyncExitStack,
         created_by: str,
     ) -> str:
-        parent_root = await stack.enter_async_context(self._view(state.image_id))
+        view = await stack.enter_async_context(self._view(state.image_id))
+        # --link: the layer is made on an empty tree, whatever the parent holds
+        parent_root = None if spec.link else view
+        dest = spec.dest
 
-        def classify() -> tuple[Owner, bool, list[tuple[str, Path, bool, bool]]]:
-            owner = _owner(parent_root, chown) if chown else Owner()
-            dest_is_dir = dest_dir_hint or len(paths) > 1 or _is_dir(parent_root, dest)
+        def classify() -> tuple[Owner, bool, list[tuple[str, Path, bool, bool, str]]]:
+            owner = _owner(view, chown) if chown else Owner()
+            count = sum(len(g) for g in spec.groups) + len(spec.staged)
+            dest_is_dir = spec.dest_dir_hint or count > 1 or _is_dir(parent_root, dest)
             found = []
-            for rel in paths:
-                real = ctx.resolve(rel)
-                is_dir = real.is_dir()
-                found.append((rel, real, is_dir, is_add and not is_dir and _is_archive(real)))
+            for group, prefix in zip(spec.groups, spec.prefixes, strict=True):
+                for rel in group:
+                    real = ctx.resolve(rel)
+                    is_dir = real.is_dir()
+                    unpack = spec.is_add and spec.unpack is not False and not is_dir
+                    archive = unpack and _is_archive(real)
+                    found.append((rel, real, is_dir, archive, prefix))
             return owner, dest_is_dir, found
 
         owner, dest_is_dir, found = await asyncio.to_thread(classify)
         items: list[CopyItem] = []
         dirs_needed: set[str] = set()
-        for rel, real, is_dir, is_archive in found:
+        for rel, real, is_dir, is_archive, prefix in found:
+            kept = _relative_to(rel, prefix) if spec.parents else ""
             if is_dir:
-                items.append(CopyItem(real, dest, keep=_keeper(ctx)))
-                dirs_needed.add(dest)
+                target = posixpath.join(dest, kept) if kept else dest
+                items.append(CopyItem(real, target, keep=_keeper(ctx, rel, spec.exclude)))
+                dirs_needed.add(target)
             elif is_archive:
-                work = self.images.content.root.parent / "build-tmp"
-                await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
-                tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="add-", dir=work))
-                stack.push_async_callback(asyncio.to_thread, shutil.rmtree, tmp, True)
-                await unpack_layer(real, tmp, overlay=False, sync=False)
-                items.append(CopyItem(tmp, dest))
+                items.append(CopyItem(await self._unpacked(real, stack), dest))
                 dirs_needed.add(dest)
             else:
-                target = posixpath.join(dest, posixpath.basename(rel)) if dest_is_dir else dest
+                if kept:
+                    target = posixpath.join(dest, kept)
+                elif dest_is_dir:
+                    target = posixpath.join(dest, posixpath.basename(rel))
+                else:
+                    target = dest
                 items.append(CopyItem(real, target))
                 dirs_needed.add(posixpath.dirname(target))
+        for name, host, may_unpack in spec.staged:
+            if may_unpack and spec.unpack and await asyncio.to_thread(_is_archive, host):
+                items.append(CopyItem(await self._unpacked(host, stack), dest))
+                dirs_needed.add(dest)
+                continue
+            target = posixpath.join(dest, posixpath.basename(name)) if dest_is_dir else dest
+            items.append(CopyItem(host, target))
+            dirs_needed.add(posixpath.dirname(target))
 
         ordered = await asyncio.to_thread(_missing_dirs, parent_root, dirs_needed)
+        dir_mtime = 0 if spec.link else None
         return await new_image(
             self.images,
             state.image_id,
             state.config,
             created_by,
-            lambda fh: write_copy_tar(fh, items, ordered, owner, chmod),
+            lambda fh: write_copy_tar(fh, items, ordered, owner, spec.chmod, dir_mtime),
+            state.author,
         )
+
+    async def _unpacked(self, archive: Path, stack: contextlib.AsyncExitStack) -> Path:
+        """``archive`` extracted (confined unpacker) into a temporary directory."""
+        work = self.root / "build-tmp"
+        await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
+        tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="add-", dir=work))
+        stack.push_async_callback(asyncio.to_thread, shutil.rmtree, tmp, True)
+        await unpack_layer(archive, tmp, overlay=False, sync=False)
+        return tmp
+
+
+@dataclass
+class _CopySpec:
+    """What one COPY/ADD copies and how (sources expanded per source word)."""
+
+    dest: str
+    dest_dir_hint: bool
+    chmod: int | None
+    is_add: bool
+    link: bool = False
+    parents: bool = False
+    exclude: PatternMatcher | None = None
+    groups: list[list[str]] = field(default_factory=list)  # context paths per source
+    prefixes: list[str] = field(default_factory=list)  # --parents: the part not kept
+    unpack: bool | None = None  # ADD --unpack: None = local archives only
+    # (file name, host file, a URL download that --unpack=true may extract)
+    staged: list[tuple[str, Path, bool]] = field(default_factory=list)
+
+
+def _excluded(matcher: PatternMatcher, path: str) -> bool:
+    """Whether ``--exclude`` drops a source path (matched whole or by its base name)."""
+    return matcher.excluded(path) or matcher.excluded(posixpath.basename(path))
+
+
+def _parents_prefix(src: str) -> str:
+    """For ``--parents``: the leading part of a source not recreated under the destination
+    (everything before a ``/./`` marker; nothing without one)."""
+    marker = src.find("/./")
+    if marker < 0:
+        return ""
+    return posixpath.normpath("/" + src[:marker]).lstrip("/")
+
+
+def _relative_to(rel: str, prefix: str) -> str:
+    if not prefix:
+        return rel
+    return posixpath.relpath(rel, prefix) if rel != prefix else ""
+
+
+def _write_file(host: Path, data: bytes, mode: int) -> None:
+    host.write_bytes(data)
+    host.chmod(mode)
+
+
+def _write_script(host: Path, content: str) -> None:
+    host.write_text(content)
+    host.chmod(0o755)
+
+
+def _mount_stubs(changed: list[tuple[str, int]], targets: list[str]) -> set[str]:
+    """Changed paths that are only parents of RUN mount targets (mountpoint stubs):
+    left out of the layer unless something else changed below them."""
+    stubs = {
+        path
+        for path, kind in changed
+        if kind != 2 and any(t.startswith(path.rstrip("/") + "/") for t in targets)
+    }
+    real = [path for path, _ in changed if path not in stubs and path not in targets]
+    return {s for s in stubs if not any(r.startswith(s.rstrip("/") + "/") for r in real)}
 
 
 def _go_list(words: list[str]) -> str:
@@ -640,45 +963,12 @@ def _healthcheck(inst: ins.Healthcheck) -> dict[str, Any]:
     return out
 
 
-class ImageTree(BuildContext):
-    """An image's file tree used like a context (``COPY --from``): symlinks resolve as they
-    would inside a container, absolute targets and ``..`` staying under the tree's root."""
-
-    def _resolve(self, path: str, follow_final: bool) -> Path:
-        pending = [p for p in path.split("/") if p and p != "."]
-        pending.reverse()
-        done: list[str] = []
-        links = 0
-        while pending:
-            part = pending.pop()
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            candidate = self.root.joinpath(*done, part)
-            try:
-                st = os.lstat(candidate)
-            except (FileNotFoundError, NotADirectoryError):
-                raise InvalidArgument(f"{path!r} not found in the image") from None
-            if stat.S_ISLNK(st.st_mode) and (follow_final or pending):
-                links += 1
-                if links > 40:
-                    raise InvalidArgument(f"too many symbolic links resolving {path!r}")
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    done = []
-                pending.extend(reversed([p for p in target.split("/") if p and p != "."]))
-                continue
-            done.append(part)
-        return self.root.joinpath(*done)
-
-
 def _inside(root: Path | None, path: str) -> Path | None:
     """``path`` of an image tree, resolved without leaving ``root`` (None if missing)."""
     if root is None:
         return None
     try:
-        return ImageTree(root, "", b"", for_build([], None)).resolve(path.lstrip("/") or ".")
+        return ImageTree.of(root).resolve(path.lstrip("/") or ".")
     except InvalidArgument:
         return None
 
@@ -728,15 +1018,25 @@ def _owner(root: Path | None, chown: str) -> Owner:
     return Owner(uid, uid)
 
 
-def _keeper(ctx: BuildContext) -> Callable[[Path], bool]:
+def _keeper(
+    ctx: BuildContext, source: str = "", exclude: PatternMatcher | None = None
+) -> Callable[[Path], bool]:
+    """Which children of a copied tree go in: sent by the context, and not matched by an
+    ``--exclude`` pattern (relative to the context root or to the copied directory)."""
     root = ctx.root
+    base = source.strip("/") if source not in (".", "") else ""
 
     def keep(path: Path) -> bool:
         try:
             rel = path.relative_to(root).as_posix()
         except ValueError:
             return True
-        return ctx.included(rel)
+        if not ctx.included(rel):
+            return False
+        if exclude is None:
+            return True
+        inner = posixpath.relpath(rel, base) if base else rel
+        return not exclude.excluded(rel) and not exclude.excluded(inner)
 
     return keep
 

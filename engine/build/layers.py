@@ -89,8 +89,10 @@ async def new_image(
     config: dict[str, Any],
     created_by: str,
     write_tar: Callable[[BinaryIO], None] | None = None,
+    author: str = "",
 ) -> str:
-    """Record a child image of ``parent_id`` with container config ``config``; its id."""
+    """Record a child image of ``parent_id`` with container config ``config``; its id.
+    ``author`` (a stage's MAINTAINER) goes into the config and the history entry."""
     if parent_id is None:
         parent_cfg = scratch_config()
         parent_layers: list[dict[str, Any]] = []
@@ -108,6 +110,8 @@ async def new_image(
     diff_ids = list((parent_cfg.get("rootfs") or {}).get("diff_ids") or [])
     created = rfc3339()
     entry: dict[str, Any] = {"created": created, "created_by": created_by}
+    if author:
+        entry["author"] = author
     layers = parent_layers
     size = parent_size
     async with images.gc.lease():
@@ -123,6 +127,7 @@ async def new_image(
             "os": parent_cfg.get("os", "linux"),
             **({"variant": parent_cfg["variant"]} if parent_cfg.get("variant") else {}),
             "created": created,
+            **({"author": author} if author else {}),
             "config": {k: v for k, v in config.items() if v is not None},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [*(parent_cfg.get("history") or []), entry],
@@ -203,15 +208,17 @@ def write_copy_tar(
     new_dirs: list[str],
     owner: Owner,
     chmod: int | None,
+    dir_mtime: int | None = None,
 ) -> None:
-    """A layer tar of ``items`` (trees recursively) plus the missing parents ``new_dirs``."""
+    """A layer tar of ``items`` (trees recursively) plus the missing parents ``new_dirs``
+    (with mtime ``dir_mtime``, default now)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for d in new_dirs:
             info = tarfile.TarInfo(d.strip("/"))
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
             info.uid, info.gid = owner.uid, owner.gid
-            info.mtime = int(time.time())
+            info.mtime = int(time.time()) if dir_mtime is None else dir_mtime
             tar.addfile(info)
         for item in items:
             _add_tree(tar, item.source, item.dest.strip("/"), owner, chmod, item.keep, top=True)

@@ -46,8 +46,10 @@ class BuildService:
         pull: bool = False,
         labels: Mapping[str, str] | None = None,
         progress: Callable[[str], None] | None = None,
+        secrets: Mapping[str, bytes] | None = None,
     ) -> str:
-        """Build the context's Dockerfile; returns the image id."""
+        """Build the context's Dockerfile; returns the image id. ``secrets`` (id -> content)
+        feed ``RUN --mount=type=secret`` and never reach the image or its history."""
         emit = progress or (lambda line: None)
         refs = [Reference.parse(t) for t in tags or []]  # bad tags fail before any work
         for ref in refs:
@@ -71,7 +73,13 @@ class BuildService:
             graph=graph,
             escape=parsed.escape,
             filename=name,
-            options=Options(build_args=args, no_cache=no_cache, pull=pull, progress=emit),
+            options=Options(
+                build_args=args,
+                no_cache=no_cache,
+                pull=pull,
+                progress=emit,
+                secrets=dict(secrets or {}),
+            ),
         )
         image_id = await executor.build(target, extra)
         declared = executor.declared | {n for a in parsed.meta_args for n, _ in a.pairs}

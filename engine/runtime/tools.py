@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import TYPE_CHECKING, Any
 
 from engine.digest import Digest
@@ -151,8 +151,11 @@ class ToolsMixin:
         changes: list[str] | None = None,
         pause: bool = True,
         config: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        exclude: Collection[str] = (),
     ) -> dict[str, str]:
-        """docker commit: a new image from the container's changes; ``{"Id": image id}``."""
+        """docker commit: a new image from the container's changes; ``{"Id": image id}``.
+        ``created_by`` replaces the history text (the builder's), ``exclude`` leaves paths out."""
         rec = self._get(name)
         cdir = self._dir(rec.Id)
         paused_here = False
@@ -160,7 +163,7 @@ class ToolsMixin:
             await self.pause(rec.Id)
             paused_here = True
         try:
-            exclude = self._excluded(rec)
+            exclude = self._excluded(rec) | set(exclude)
             if self.rootfs.overlay:
                 upper = cdir / "upper"
 
@@ -168,7 +171,7 @@ class ToolsMixin:
                     changes_mod.write_layer_overlay(fh, upper, exclude)
             else:
                 found = await self.changes(rec.Id)
-                pairs = [(c["Path"], c["Kind"]) for c in found]
+                pairs = [(c["Path"], c["Kind"]) for c in found if c["Path"] not in exclude]
 
                 def write_tar(fh: Any) -> None:
                     changes_mod.write_layer_naive(fh, cdir / "rootfs", pairs)
@@ -186,7 +189,7 @@ class ToolsMixin:
                 comment=comment,
                 author=author,
                 changes=list(changes or []),
-                created_by=views.command_text(rec),
+                created_by=views.command_text(rec) if created_by is None else created_by,
             )
         finally:
             if paused_here:

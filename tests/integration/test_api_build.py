@@ -266,9 +266,9 @@ def test_raw_failures(portside: PortsideFixture, busybox: str) -> None:
     assert "Dockerfile" in json.loads(raw)["message"]
     conn = UnixHTTPConnection(str(portside.socket_path))
     try:
-        conn.request("POST", "/build/prune")
+        conn.request("POST", "/build/prune?filters=%7B%22color%22%3A%5B%22red%22%5D%7D")
         resp: http.client.HTTPResponse = conn.getresponse()
-        assert resp.status == 501
-        assert "prune" in json.loads(resp.read())["message"]
+        assert resp.status == 400
+        assert "color" in json.loads(resp.read())["message"]
     finally:
         conn.close()

@@ -5,17 +5,20 @@ rules the docker CLI uses); a ``-f`` Dockerfile outside the context is added to 
 under a generated name and listed in the sent ``.dockerignore``, as the docker CLI does.
 ``PATH`` ``-`` reads stdin: a tar (plain or compressed) is sent as the context, anything
 else is taken as a lone Dockerfile. The tar is written to a temporary file in a thread and
-streamed from there.
+streamed from there. ``--secret`` values travel in one request header (portside engines
+only; docker's legacy build API has no secrets).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
 import json
 import os
 import secrets
+import stat
 import sys
 import tarfile
 import tempfile
@@ -28,10 +31,14 @@ import aiodocker
 import aiohttp
 
 from tui.cli.images import VerbError
+from tui.humanize import human_size
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=None)
 _CHUNK = 1 << 16
 _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+SECRETS_HEADER = "X-Portside-Build-Secrets"  # engine/build/secrets.py decodes it
+_MAX_SECRET = 500 * 1024
+_MAX_HEADER = 7000  # aiohttp servers take header values up to 8190 bytes
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str | None]:
@@ -50,6 +57,48 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.size = len(data)
     info.mode = 0o644
     tar.addfile(info, io.BytesIO(data))
+
+
+def _add_tree(tar: tarfile.TarFile, directory: Path, prefix: str, skip: str | None) -> None:
+    """Add ``directory``'s entries (sorted, recursively) as the docker CLI sends a context:
+    owned by 0:0 with no user or group names, whole-second mtimes, hard links kept."""
+    links: dict[tuple[int, int], str] = tar.inodes  # type: ignore[attr-defined]
+    for entry in sorted(os.listdir(directory)):
+        if entry == skip:
+            continue
+        path = directory / entry
+        st = os.lstat(path)
+        info = tarfile.TarInfo(prefix + entry)
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.mtime = int(st.st_mtime)
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFREG:
+            inode = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and inode in links:
+                info.type, info.linkname = tarfile.LNKTYPE, links[inode]
+                tar.addfile(info)
+                continue
+            if st.st_nlink > 1:
+                links[inode] = info.name
+            info.size = st.st_size
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
+        elif kind == stat.S_IFDIR:
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+            _add_tree(tar, path, info.name + "/", None)
+        elif kind == stat.S_IFLNK:
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+            tar.addfile(info)
+        elif kind in (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK):  # the engine refuses these
+            info.type = {stat.S_IFIFO: tarfile.FIFOTYPE, stat.S_IFCHR: tarfile.CHRTYPE}.get(
+                kind, tarfile.BLKTYPE
+            )
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            tar.addfile(info)
+        # sockets are left out, as tar and the docker CLI do
 
 
 def _tar_directory(root: Path, dockerfile: str | None, out: IO[bytes]) -> str | None:
@@ -74,10 +123,11 @@ def _tar_directory(root: Path, dockerfile: str | None, out: IO[bytes]) -> str | 
                 ) from None
             name = f".dockerfile.{secrets.token_hex(10)}"
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in sorted(os.listdir(root)):
-            if extra is not None and entry == ".dockerignore":
-                continue
-            tar.add(root / entry, arcname=entry, recursive=True)
+        try:
+            _add_tree(tar, root, "", skip=".dockerignore" if extra is not None else None)
+        except OSError as err:
+            where = f" {err.filename!r}" if err.filename else ""
+            raise VerbError(f"unable to prepare context:{where} {err.strerror or err}", 1) from None
         if extra is not None and name is not None:
             # like the docker CLI: the added Dockerfile and .dockerignore are not context
             ignore = root / ".dockerignore"
@@ -103,6 +153,38 @@ def _prepare(args: argparse.Namespace, out: IO[bytes]) -> str | None:
     name = _tar_directory(Path(args.path), args.file, out)
     out.flush()
     return name
+
+
+def _secrets_header(specs: list[str]) -> str:
+    """``--secret id=x,src=PATH`` / ``id=x,env=VAR`` values as the engine's
+    X-Portside-Build-Secrets header (base64url JSON of {id: base64 content})."""
+    found: dict[str, str] = {}
+    for spec in specs:
+        fields = dict(f.partition("=")[::2] for f in spec.split(",") if f)
+        secret_id = fields.pop("id", "")
+        fields.pop("type", None)
+        src = fields.pop("src", None) or fields.pop("source", None)
+        env = fields.pop("env", None)
+        if not secret_id or fields or (src is None) == (env is None):
+            raise VerbError(f"invalid --secret {spec!r}: use id=ID,src=PATH or id=ID,env=VAR", 1)
+        if env is not None:
+            if env not in os.environ:
+                raise VerbError(f"--secret {secret_id}: environment variable {env} is not set", 1)
+            data = os.environ[env].encode()
+        else:
+            try:
+                data = Path(src or "").read_bytes()
+            except OSError as err:
+                raise VerbError(
+                    f"--secret {secret_id}: cannot read {src}: {err.strerror}", 1
+                ) from None
+        if len(data) > _MAX_SECRET:
+            raise VerbError(f"--secret {secret_id}: larger than {_MAX_SECRET} bytes", 1)
+        found[secret_id] = base64.b64encode(data).decode()
+    value = base64.urlsafe_b64encode(json.dumps(found).encode()).decode()
+    if len(value) > _MAX_HEADER:
+        raise VerbError(f"--secret: the secrets are too large together (limit {_MAX_HEADER})", 1)
+    return value
 
 
 async def _chunks(fh: IO[bytes]) -> AsyncIterator[bytes]:
@@ -135,6 +217,8 @@ async def build(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
         dockerfile = await asyncio.to_thread(_prepare, args, fh)
         query = _query(args, dockerfile)
         headers = {"Content-Type": "application/x-tar"}
+        if args.secret:
+            headers[SECRETS_HEADER] = await asyncio.to_thread(_secrets_header, args.secret)
         async with docker._query(
             query, method="POST", data=_chunks(fh), headers=headers, timeout=_NO_TIMEOUT
         ) as resp:
@@ -174,8 +258,58 @@ async def _print_stream(
     return image_id, None
 
 
+_PRUNE_WARNING = {
+    False: "WARNING! This will remove all dangling build cache.",
+    True: "WARNING! This will remove all build cache.",
+}
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _bytes(text: str) -> int:
+    """``--keep-storage``: a byte count, optionally with a k/m/g/t suffix (base 1024)."""
+    raw = text.strip().lower().removesuffix("b").removesuffix("i")
+    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in _UNITS else (raw, "")
+    try:
+        value = float(number)
+    except ValueError:
+        raise VerbError(
+            f"invalid --keep-storage {text!r}: use bytes like 512m or 2g", 125
+        ) from None
+    if value < 0:
+        raise VerbError(f"invalid --keep-storage {text!r}: must not be negative", 125)
+    return int(value * _UNITS[unit])
+
+
+async def builder_prune(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
+    filters: dict[str, list[str]] = {}
+    for item in args.filter or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise VerbError(f"invalid filter {item!r}: expected KEY=VALUE", 125)
+        filters.setdefault(key, []).append(value)
+    params = {"all": "1" if args.all else "0"}
+    if filters:
+        params["filters"] = json.dumps(filters)
+    if args.keep_storage:
+        params["keep-storage"] = str(_bytes(args.keep_storage))
+    if not args.force:
+        print(_PRUNE_WARNING[bool(args.all)])
+        answer = await asyncio.to_thread(input, "Are you sure you want to continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    found = await docker._query_json("build/prune", method="POST", params=params)
+    deleted = found.get("CachesDeleted") or []
+    if deleted:
+        print("Deleted build cache objects:")
+        for key in deleted:
+            print(key)
+        print()
+    print(f"Total reclaimed space: {human_size(found.get('SpaceReclaimed') or 0)}")
+    return 0
+
+
 def register(sub: Any, engine_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``portside build`` to the ``portside`` subparsers."""
+    """Add ``portside build`` and ``portside builder prune`` to the subparsers."""
     p = sub.add_parser("build", help="build an image from a Dockerfile")
     p.add_argument("path", metavar="PATH|-")
     p.add_argument("-t", "--tag", action="append", help="name:tag for the image (repeatable)")
@@ -187,5 +321,20 @@ def register(sub: Any, engine_options: Callable[[argparse.ArgumentParser], None]
     p.add_argument("--label", action="append", metavar="K=V", help="image label")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     p.add_argument("--iidfile", help="write the image id to this file")
+    p.add_argument(
+        "--secret",
+        action="append",
+        metavar="id=ID,src=PATH|env=VAR",
+        help="a secret for RUN --mount=type=secret (repeatable)",
+    )
     p.set_defaults(func=build)
+    engine_options(p)
+    builder = sub.add_parser("builder", help="manage the build cache")
+    bsub = builder.add_subparsers(dest="builder_command", metavar="COMMAND", required=True)
+    p = bsub.add_parser("prune", help="remove build cache")
+    p.add_argument("-a", "--all", action="store_true", help="remove all cache, not just dangling")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("--filter", action="append", metavar="K=V", help="e.g. until=24h")
+    p.add_argument("--keep-storage", metavar="BYTES", help="keep this much recent cache")
+    p.set_defaults(func=builder_prune)
     engine_options(p)
