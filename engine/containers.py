@@ -39,6 +39,7 @@ from engine.runtime import (
     hostconfig,
     monitorclient,
     names,
+    seccomp_cache,
     spec,
     users,
 )
@@ -114,6 +115,8 @@ class ContainerService(
         self.volumes = volumes
         self.runtimes = runtimes
         self.rootfs = Rootfs(snapshots)
+        self.seccomp = seccomp_cache.SeccompCache(root / "seccomp")
+        self._seccomp_to_learn: dict[str, str] = {}
         self.durable = durable
         self._records: dict[str, Record] = {}
         self._state: dict[str, _Runtime] = {}
@@ -479,6 +482,13 @@ class ContainerService(
                 console_size=console,
                 netns_path=netns_path,
             )
+            runtime = self._runtime_of(rec)
+            if runtime.kind == "crun":
+                key = await asyncio.to_thread(
+                    self.seccomp.annotate, oci, runtime.path, runtime.version
+                )
+                if key and seccomp_cache.ANNOTATION not in oci.get("annotations", {}):
+                    self._seccomp_to_learn[rec.Id] = key
             await asyncio.to_thread(records.write_json, cdir / "config.json", oci)
         except BaseException:
             await asyncio.wait([net_up])  # it undoes itself if it failed
@@ -524,6 +534,7 @@ class ContainerService(
         st = self._state[rec.Id]
         runtime = self._runtime_of(rec)
         await self._prepare_start(rec)
+        learn = self._seccomp_to_learn.pop(rec.Id, None)
         try:
             launch = await monitorclient.launch(cdir, self._monitor_config(rec, runtime))
         except StartError as err:
@@ -535,6 +546,8 @@ class ContainerService(
             await asyncio.shield(self.rootfs.unmount(cdir))
             await asyncio.shield(self._net_down(rec))
             raise
+        if learn:  # created: crun's compiled program is in its state directory now
+            await asyncio.to_thread(self.seccomp.learn, learn, runtime.state_root / rec.Id)
         pending, st.pending_attach = st.pending_attach, []
         for att in pending:
             await self._connect(att, cdir, rec)

@@ -174,10 +174,22 @@ def test_save_several_names_and_load_compressed(
     assert engine.image_id(first) == engine.image_id(second) == busybox_id
 
 
-def test_load_refuses_a_tampered_archive_and_keeps_nothing(
-    engine: Engine, busybox: str, busybox_id: str, tmp_path: Path
-) -> None:
-    tag = _tagged(engine, busybox)
+def _lone_image(engine: Engine, tmp_path: Path) -> tuple[str, str]:
+    """A one-layer image of its own (docker import), which no other image builds on, so it
+    can be removed whatever other tests did with the shared engines; (tag, id)."""
+    rootfs = tmp_path / "lone-rootfs.tar"
+    marker = secrets.token_hex(8).encode()
+    with tarfile.open(rootfs, "w") as tar:
+        info = tarfile.TarInfo("marker")
+        info.size = len(marker)
+        tar.addfile(info, io.BytesIO(marker))
+    tag = f"saved/lone-{secrets.token_hex(4)}:v1"
+    engine.docker("import", str(rootfs), tag)
+    return tag, engine.image_id(tag)
+
+
+def test_load_refuses_a_tampered_archive_and_keeps_nothing(engine: Engine, tmp_path: Path) -> None:
+    tag, image_id = _lone_image(engine, tmp_path)
     archive = tmp_path / "bb.tar"
     engine.docker("save", "-o", str(archive), tag)
     files = _members(archive)
@@ -195,7 +207,7 @@ def test_load_refuses_a_tampered_archive_and_keeps_nothing(
     tampered[len(tampered) // 2] ^= 0xFF
     _rewrite(archive, bad_layer, {entry["Layers"][0]: bytes(tampered)})
     # Drop the image (all its names) so its layers are gone: both engines must unpack them.
-    engine.docker("rmi", "-f", busybox_id)
+    engine.docker("rmi", "-f", image_id)
     before = engine.image_ids()
     for path in (bad_layer, tmp_path / "junk.tar"):
         if path.name == "junk.tar":
