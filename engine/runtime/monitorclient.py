@@ -27,6 +27,27 @@ from engine.runtime import monitor as proto
 
 MONITOR_SCRIPT = Path(proto.__file__).resolve()
 HANDSHAKE_TIMEOUT = 120.0
+SYSTEM_PYTHON = "/usr/bin/python3"
+_interpreter: str | None = None
+
+
+def monitor_interpreter() -> str:
+    """The Python that runs monitors. The monitor imports only built-in modules, so any
+    CPython of this engine's own version will do (its config travels in ``marshal``, whose
+    format is per version); the distribution's ``python3`` is preferred when it is one:
+    distributions build it with PGO and LTO and it starts in about half the time of a plain
+    source build (14 ms against 32 ms here), which is on every container's start path.
+    ``PORTSIDE_MONITOR_PYTHON`` names another."""
+    global _interpreter
+    if _interpreter is None:
+        chosen = sys.executable
+        candidate = os.environ.get("PORTSIDE_MONITOR_PYTHON") or SYSTEM_PYTHON
+        name = os.path.basename(os.path.realpath(candidate))
+        wanted = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        if name == wanted and os.access(candidate, os.X_OK):
+            chosen = candidate
+        _interpreter = chosen
+    return _interpreter
 
 
 class StartError(PortsideError):
@@ -149,7 +170,7 @@ async def launch(cdir: Path, config: dict[str, Any]) -> Launch:
     )
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
+            monitor_interpreter(),
             "-S",
             "-E",
             str(MONITOR_SCRIPT),

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -200,6 +202,21 @@ async def test_a_removal_that_cannot_finish_leaves_a_dead_container(
     assert not (h.engine.config.root / "containers" / cid).exists()
     with pytest.raises(NotFound):
         await h.containers.inspect(cid)
+
+
+async def test_monitors_run_under_a_python_of_the_engines_version(h: Harness, busybox: str) -> None:
+    """The distribution's python3 (a PGO build, quicker to start) when it is of the engine's
+    own version, as on Debian 12; else the engine's interpreter."""
+    cid = await h.run(busybox, ["sleep", "1000"])
+    try:
+        monitor = h.containers._records[cid].MonitorPid
+        exe = os.path.realpath(f"/proc/{monitor}/exe")
+        version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        system = os.path.realpath("/usr/bin/python3")
+        expected = system if os.path.basename(system) == version else sys.executable
+        assert exe == os.path.realpath(expected)
+    finally:
+        await h.containers.remove(cid, force=True)
 
 
 async def test_auto_remove(h: Harness, busybox: str) -> None:
