@@ -86,9 +86,14 @@ ANSI_RGB: dict[str, tuple[int, int, int]] = {
 """xterm's default RGB for each ANSI name (used where a name must become a colour)."""
 
 
-Runs: TypeAlias = tuple[tuple[int, str, Cell], ...]
-Compact: TypeAlias = "str | tuple[bool, Cell, Runs] | Row"
+Key: TypeAlias = tuple[object, ...]
+"""A cell's attributes as a plain tuple (`tuple(cell)`): what lazy runs and the scrollback
+hold, so they contain no object the garbage collector must keep tracking."""
+Runs: TypeAlias = tuple[tuple[int, str, Key], ...]
+Compact: TypeAlias = "str | tuple[bool, Key, Runs] | Row"
 """A scrollback line as stored: see `compact` and `expand`."""
+
+BLANK_KEY: Key = tuple(BLANK)
 
 
 class Row(dict[int, Cell]):
@@ -107,7 +112,7 @@ class Row(dict[int, Cell]):
 
     default: Cell = BLANK
     wrapped: bool = False
-    lazy: list[tuple[int, str, dict[str, Cell]]] | None = None
+    lazy: list[tuple[int, str, Key]] | None = None
 
     def __missing__(self, key: int) -> Cell:
         if self.lazy is not None:
@@ -120,7 +125,8 @@ class Row(dict[int, Cell]):
         lazy = self.lazy
         if lazy is not None:
             self.lazy = None
-            for x, text, cells in lazy:
+            for x, text, key in lazy:
+                cells = pen_of(key)
                 self.update(zip(range(x, x + len(text)), map(cells.__getitem__, text), strict=True))
         return self
 
@@ -151,19 +157,20 @@ def compact(row: Row) -> Compact:
     """A line leaving the screen for the scrollback, in the smallest form that keeps it.
 
     A plain line (one default-style run from column 0) becomes its text; other lines still
-    held as lazy runs become a tuple `(wrapped, default, ((x, text, attrs), ...))`. Both
-    are immutable and hold no containers the garbage collector must keep scanning, so a
-    long scrollback costs little memory and no GC time. Lines with cells stay rows.
+    held as lazy runs become a tuple `(wrapped, default key, runs)` (one C-level copy, no
+    per-run work). Both hold only strings, numbers and tuples of them, so the garbage
+    collector stops tracking them and a long scrollback adds nothing to its full
+    collections. Lines with cells stay rows.
     """
     lazy = row.lazy
     if lazy is None or row:
         return row
-    if len(lazy) == 1 and not row.wrapped and row.default is BLANK:
-        x, text, pen = lazy[0]
-        if x == 0 and pen.attrs is BLANK:  # type: ignore[attr-defined]
+    default = row.default
+    if len(lazy) == 1 and not row.wrapped and default is BLANK:
+        x, text, key = lazy[0]
+        if x == 0 and key == BLANK_KEY:
             return text
-    runs = tuple((x, text, pen.attrs) for x, text, pen in lazy)  # type: ignore[attr-defined]
-    return (row.wrapped, row.default, runs)
+    return (row.wrapped, BLANK_KEY if default is BLANK else tuple(default), tuple(lazy))
 
 
 def expand(line: Compact) -> Row:
@@ -172,36 +179,46 @@ def expand(line: Compact) -> Row:
         return line
     row = Row()
     if isinstance(line, str):
-        row.lazy = [(0, line, _pen(BLANK))]
+        row.lazy = [(0, line, BLANK_KEY)]
         return row
     wrapped, default, runs = line
     if wrapped:
         row.wrapped = True
-    if default is not BLANK:
-        row.default = default
-    row.lazy = [(x, text, _pen(attrs)) for x, text, attrs in runs]
+    if default != BLANK_KEY:
+        row.default = Cell._make(default)
+    row.lazy = list(runs)
     return row
 
 
-class _Pen(dict[str, Cell]):
-    """Cells of one attribute set, for rows rebuilt from the scrollback."""
+class Pen(dict[str, Cell]):
+    """One attribute set with its interned cells: `pen[char]` is `attrs` showing `char`.
+
+    `key` is `attrs` as a plain tuple (what lazy runs store); `transitions` caches where an
+    SGR parameter string leads from this pen, so a repeated colour change costs one lookup.
+    """
+
+    __slots__ = ("attrs", "key", "transitions")
 
     def __init__(self, attrs: Cell) -> None:
         super().__init__()
         self.attrs = attrs
+        self.key: Key = tuple(attrs)
+        self.transitions: dict[str, Pen] = {}
 
     def __missing__(self, char: str) -> Cell:
-        cell = self[char] = self.attrs._replace(data=char)
+        cell = self.attrs._replace(data=char)
+        self[char] = cell
         return cell
 
 
-_PENS: dict[Cell, _Pen] = {}
+_PENS: dict[Key, Pen] = {}
 
 
-def _pen(attrs: Cell) -> _Pen:
-    pen = _PENS.get(attrs)
+def pen_of(key: Key) -> Pen:
+    """A pen for an attribute key (cached, so cells of one style are shared)."""
+    pen = _PENS.get(key)
     if pen is None:
-        if len(_PENS) > 256:
+        if len(_PENS) > 1024:
             _PENS.clear()
-        pen = _PENS[attrs] = _Pen(attrs)
+        pen = _PENS[key] = Pen(Cell._make(key))
     return pen

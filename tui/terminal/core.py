@@ -14,6 +14,7 @@ from collections.abc import Callable
 from .cells import Cell, Row
 from .parser import Parser
 from .screen import (
+    BLINKING_CURSOR,
     BRACKETED_PASTE,
     DECCKM,
     FOCUS_EVENTS,
@@ -28,6 +29,8 @@ from .screen import (
 )
 
 __all__ = ["Cell", "Row", "TerminalCore", "TerminalScreen"]
+
+_SHAPES = ("block", "block", "block", "underline", "underline", "bar", "bar")
 
 
 class TerminalCore:
@@ -86,6 +89,16 @@ class TerminalCore:
     @property
     def application_cursor(self) -> bool:
         return DECCKM in self.screen.mode
+
+    @property
+    def cursor_shape(self) -> str:
+        """The cursor shape the program chose (DECSCUSR): "block", "underline" or "bar"."""
+        return _SHAPES[self.screen.cursor_style]
+
+    @property
+    def cursor_blink(self) -> bool:
+        """True when the program asked for a blinking cursor (DECSCUSR odd, or mode 12)."""
+        return BLINKING_CURSOR in self.screen.mode
 
     @property
     def application_keypad(self) -> bool:

@@ -71,6 +71,10 @@ class _StreamSession(TerminalSession):
         self._detach_bytes = b""
         self._typed = bytearray()
         self._closing = False
+        self._size = (0, 0)
+        """The latest size asked for (columns, lines)."""
+        self._sized = False
+        """True once the first resize went through (or was given up)."""
 
     async def _open(self) -> Stream:
         raise NotImplementedError
@@ -80,6 +84,7 @@ class _StreamSession(TerminalSession):
         raise NotImplementedError
 
     async def start(self, columns: int, lines: int) -> None:
+        self._size = (columns, lines)
         try:
             stream = await self._open()
             await stream.__aenter__()
@@ -91,17 +96,26 @@ class _StreamSession(TerminalSession):
         self._tasks = [
             asyncio.create_task(self._read(stream)),
             asyncio.create_task(self._write(stream)),
-            asyncio.create_task(self._first_resize(columns, lines)),
+            asyncio.create_task(self._first_resize()),
         ]
 
-    async def _first_resize(self, columns: int, lines: int) -> None:
-        """Size the new TTY; the engine may refuse until the process exists, so retry."""
-        for _ in range(10):
-            try:
-                await self._resize(columns, lines)
-                return
-            except (DockerError, aiohttp.ClientError, OSError):
-                await asyncio.sleep(0.1)
+    async def _first_resize(self) -> None:
+        """Size the new TTY; the engine may refuse until the process exists, so retry, always
+        with the latest size (a resize asked for meanwhile must not be undone)."""
+        applied: tuple[int, int] | None = None
+        attempts = 0
+        try:
+            while applied != self._size and attempts < 20:
+                size = self._size
+                attempts += 1
+                try:
+                    await self._resize(*size)
+                except (DockerError, aiohttp.ClientError, OSError):
+                    await asyncio.sleep(0.1)
+                    continue
+                applied = size
+        finally:
+            self._sized = True
 
     async def _resize(self, columns: int, lines: int) -> None:
         raise NotImplementedError
@@ -109,6 +123,9 @@ class _StreamSession(TerminalSession):
     async def resize(self, columns: int, lines: int) -> None:
         if self.closed:
             return
+        self._size = (columns, lines)
+        if not self._sized:
+            return  # the first resize, still retrying, applies the latest size
         with contextlib.suppress(DockerError, aiohttp.ClientError, OSError):
             await self._resize(columns, lines)
 
@@ -142,8 +159,8 @@ class _StreamSession(TerminalSession):
                 if not running:
                     break
                 await asyncio.sleep(0.1)
-        except (DockerError, aiohttp.ClientError, OSError):
-            running = False
+        except (DockerError, aiohttp.ClientError, OSError, RuntimeError):
+            running = False  # RuntimeError: the client was closed under us
         self.returncode = None if running else code
         self.detached = running
         for task in self._tasks:

@@ -1,5 +1,6 @@
 """Key encoding: a Textual-style key name (plus the character, when known) to the bytes an
-xterm sends, honouring application cursor mode (DECCKM) and modifiers.
+xterm sends, honouring application cursor mode (DECCKM), application keypad mode
+(DECKPAM/DECKPNM) and modifiers.
 
 Textual names keys like "up", "ctrl+shift+up", "alt+x", "f5", "ctrl+right_square_bracket".
 Under the kitty keyboard protocol Textual reports `ctrl+a` with no character, so control and
@@ -54,6 +55,20 @@ _CTRL_SPECIAL = {
     "8": 127,
 }
 _MODIFIERS = ("shift", "alt", "ctrl", "meta", "super", "hyper")
+_KEYPAD = {
+    # Textual's name: (normal keypad, application keypad final after SS3)
+    "decimal": (".", "n"),
+    "divide": ("/", "o"),
+    "multiply": ("*", "j"),
+    "subtract": ("-", "m"),
+    "add": ("+", "k"),
+    "equal": ("=", "X"),
+    "separator": (",", "l"),
+    "kp_begin": ("\x1b[E", "E"),
+}
+"""Keypad keys Textual reports by their own names (under the kitty keyboard protocol).
+Keypad digits, arrows and Enter arrive named like the main keys and are sent as those,
+which is what xterm sends for them with NumLock on."""
 
 
 def _char_for(name: str) -> str | None:
@@ -93,9 +108,16 @@ def encode_key(
     character: str | None = None,
     *,
     application_cursor: bool = False,
+    application_keypad: bool = False,
 ) -> bytes | None:
-    """Bytes for a key press, or None when the key has no terminal encoding."""
+    """Bytes for a key press, or None when the key has no terminal encoding.
+
+    `application_cursor` is DECCKM (cursor keys as SS3), `application_keypad` DECKPAM
+    (keypad operator keys as SS3, as a VT100 sends them)."""
     modifiers, base = split_key(key)
+    if base in _KEYPAD and not modifiers:
+        normal, final = _KEYPAD[base]
+        return (f"\x1bO{final}" if application_keypad else normal).encode()
     shift = "shift" in modifiers
     alt = "alt" in modifiers
     ctrl = "ctrl" in modifiers

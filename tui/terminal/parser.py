@@ -19,10 +19,13 @@ from collections.abc import Callable
 from .screen import TerminalScreen
 
 # Printable runs swallow a following CRLF, and a CSI (SGR first, the commonest) swallows the
-# run after it, so a line of text is one token and a "colour + word" pair is one token.
+# run after it, so a line of text is one token and a "colour + word" pair is one token; a
+# full-screen program's "move + colour + field" is one token too.
 _TOKEN = re.compile(
     r"(?P<text>[^\x00-\x1f\x7f-\x9f]+)(?P<line>\r\n)?"
     r"|\x1b\[(?P<sgr>[0-9;:]*)m(?P<styled>[^\x00-\x1f\x7f-\x9f]*)"
+    r"|\x1b\[(?P<cup>[0-9]*(?:;[0-9]*)?)H(?:\x1b\[(?P<cup_sgr>[0-9;:]*)m)?"
+    r"(?P<placed>[^\x00-\x1f\x7f-\x9f]*)"
     r"|\x1b\[(?P<csi>[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e])(?P<after>[^\x00-\x1f\x7f-\x9f]*)"
     r"|(?P<crlf>\r\n)"
     r"|\x1b\](?P<osc>[^\x07\x1b]*)(?:\x07|\x1b\\|(?=\x1b[^\\]))"
@@ -69,7 +72,7 @@ class Parser:
         """Called with the text a program copies through OSC 52."""
         self.foreground_rgb = (0xE5, 0xE5, 0xE5)
         self.background_rgb = (0x00, 0x00, 0x00)
-        self._cup_cache: dict[str, tuple[int | None, int | None]] = {}
+        self._cup_cache: dict[str, tuple[int, int]] = {}
         s = screen
         self._controls: dict[str, Callable[[], None]] = {
             "\r": s.carriage_return,
@@ -157,14 +160,24 @@ class Parser:
         linefeed = screen.linefeed
         csi = self._csi_dispatch
         controls = self._controls
-        select_pen = screen.select_pen
+        draw_styled = screen.draw_styled
+        cup_cache = self._cup_cache
+        cursor_position = screen.cursor_position
         for match in _TOKEN.finditer(text):
             kind = match.lastgroup
             if kind == "styled":
-                select_pen(match["sgr"])
-                styled = match["styled"]
-                if styled:
-                    draw(styled)
+                draw_styled(match["sgr"], match["styled"])
+            elif kind == "placed":
+                position = cup_cache.get(match["cup"])
+                if position is None:
+                    position = self._cup_position(match["cup"])
+                cursor_position(*position)
+                placed = match["placed"]
+                params = match["cup_sgr"]
+                if params is not None:
+                    draw_styled(params, placed)
+                elif placed:
+                    draw(placed)
             elif kind == "after":
                 csi(match["csi"])
                 after = match["after"]
@@ -233,12 +246,17 @@ class Parser:
     def _cup(self, params: str) -> None:
         position = self._cup_cache.get(params)
         if position is None:
-            values = _ints(params) if params else [0]
-            position = (values[0], values[1] if len(values) > 1 else 0)
-            if len(self._cup_cache) > 8192:
-                self._cup_cache.clear()
-            self._cup_cache[params] = position
+            position = self._cup_position(params)
         self.screen.cursor_position(*position)
+
+    def _cup_position(self, params: str) -> tuple[int, int]:
+        """CUP parameters as (line, column), cached by their text."""
+        values = _ints(params) if params else [0]
+        position = (values[0], values[1] if len(values) > 1 else 0)
+        if len(self._cup_cache) > 8192:
+            self._cup_cache.clear()
+        self._cup_cache[params] = position
+        return position
 
     def _decstbm(self, params: str) -> None:
         values = _ints(params) if params else []
@@ -258,7 +276,7 @@ class Parser:
             screen.write_process_input(f"\x1b[8;{screen.lines};{screen.columns}t")
 
     def _cursor_style(self, params: str) -> None:
-        self.screen.cursor_style = _first(params)
+        self.screen.set_cursor_style(_first(params))
 
     def _decrqm(self, params: str, private: bool) -> None:
         mode = _first(params)

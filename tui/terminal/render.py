@@ -110,11 +110,14 @@ def render_cells(
     *,
     inverse: tuple[int, int] | None = None,
     cursor: int | None = None,
+    cursor_shape: str = "block",
 ) -> Strip:
     """One row as a strip of exactly `width` cells.
 
     `inverse` is a column range [start, end) shown inverted (the selection), `cursor` the
-    column of a block cursor.
+    column of the cursor, drawn as `cursor_shape`: "block" inverts the cell, "underline"
+    underlines it, "bar" draws a thin bar (▏) on a blank cell and underlines a character
+    (a cell cannot show a character and a bar beside it).
     """
     if inverse is None and cursor is None:
         # Grouping and joining run in C; used unless a glyph measures differently in Rich.
@@ -127,7 +130,7 @@ def render_cells(
         )
         if strip.cell_length == len(cells):
             return strip if len(cells) == width else strip.adjust_cell_length(width, styles.base)
-    return _render_each(cells, styles, width, inverse, cursor)
+    return _render_each(cells, styles, width, inverse, cursor, cursor_shape)
 
 
 def _render_each(
@@ -136,6 +139,7 @@ def _render_each(
     width: int,
     inverse: tuple[int, int] | None,
     cursor: int | None,
+    cursor_shape: str = "block",
 ) -> Strip:
     """The cell-by-cell path: cursor, selection, and wide glyphs Rich measures narrower."""
     segments: list[Segment] = []
@@ -144,6 +148,7 @@ def _render_each(
     key: tuple[object, ...] | None = None
     flip = False
     start, end = inverse if inverse is not None else (-1, -1)
+    block = cursor if cursor_shape == "block" else None
     columns = len(cells)
     for x in range(columns):
         cell = cells[x]
@@ -151,7 +156,12 @@ def _render_each(
         if not data:
             continue  # the second half of a wide character
         attrs = cell[1:]
-        flipped = (start <= x < end) != (x == cursor)
+        flipped = (start <= x < end) != (x == block)
+        if x == cursor and block is None:
+            if cursor_shape == "bar" and data == " ":
+                data = "\u258f"
+            else:
+                attrs = (*attrs[:4], True, *attrs[5:])  # underscore on
         if attrs != key or flipped != flip:
             if text:
                 append(Segment("".join(text), styles.style(key, flip)))  # type: ignore[arg-type]
@@ -180,7 +190,7 @@ def render_runs(row: Row, columns: int, styles: StyleCache, width: int) -> Strip
     segments: list[Segment] = []
     blank_style = styles.style(row.default[1:])
     position = 0
-    for x, text, pen in runs:
+    for x, text, key in runs:
         if x < position:
             return None
         if x > position:
@@ -188,7 +198,7 @@ def render_runs(row: Row, columns: int, styles: StyleCache, width: int) -> Strip
         end = min(x + len(text), columns)
         if end <= x:
             continue
-        segments.append(Segment(text[: end - x], styles.style(pen.attrs[1:])))
+        segments.append(Segment(text[: end - x], styles.style(key[1:])))
         position = end
     if position < columns:
         segments.append(Segment(row.default[0] * (columns - position), blank_style))

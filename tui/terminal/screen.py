@@ -5,7 +5,10 @@ It keeps pyte's public shape (`buffer[y][x]` is a `Cell`, `cursor`, `mode`, `mar
 screen (47, 1047, 1049), a bounded scrollback of its own, DECSET modes that programs query
 (mouse, bracketed paste, focus, synchronized output), REP, SU/SD, CBT/CHT, DECSTR, DECSCUSR,
 background-colour erase, correct wide-character overwrite, and DSR/DA/DECRQM replies.
-Replies to the program are queued in `replies` for the owner to write back.
+Replies to the program are queued in `replies` for the owner to write back. Where xterm
+and tmux differ, it follows tmux (the tests' oracle): resizing reflows wrapped lines (see
+`reflow`), clearing the whole screen first moves it into the scrollback, backspace from
+column 0 returns onto a line that wrapped.
 
 Speed comes from plain-text runs kept as lazy runs on empty lines (see `Row`) or written
 with one `dict.update`, cells interned per attribute set, and lines held in a Python list so
@@ -22,7 +25,8 @@ import pyte
 from pyte.charsets import VT100_MAP
 from wcwidth import wcwidth
 
-from .cells import BLANK, Cell, Compact, Row, compact, expand
+from .cells import BLANK, Cell, Compact, Pen, Row, compact, expand
+from .reflow import reflow
 from .sgr import apply_sgr
 
 # Modes, pyte style: ANSI modes as is, DEC private modes shifted left by 5.
@@ -71,26 +75,6 @@ def char_width(char: str) -> int:
     return width
 
 
-class Pen(dict[str, Cell]):
-    """One attribute set with its interned cells: `pen[char]` is `attrs` showing `char`.
-
-    `transitions` caches where an SGR parameter string leads from this pen, so a repeated
-    colour change costs one dict lookup.
-    """
-
-    __slots__ = ("attrs", "transitions")
-
-    def __init__(self, attrs: Cell) -> None:
-        super().__init__()
-        self.attrs = attrs
-        self.transitions: dict[str, Pen] = {}
-
-    def __missing__(self, char: str) -> Cell:
-        cell = self.attrs._replace(data=char)
-        self[char] = cell
-        return cell
-
-
 class Savepoint:
     """What DECSC saves: position, attributes, charsets, origin and wrap modes."""
 
@@ -119,11 +103,17 @@ class TerminalScreen(pyte.Screen):
         with `history_row(i)`."""
         self.scrolled_off = 0
         """Lines pushed into the scrollback so far (keeps counting when it is full)."""
+        self.pullable = 0
+        """Scrollback lines a taller screen pulls back: those that scrolled off, not those
+        a clear pushed there (tmux's `hscrolled`)."""
         self.dirty: set[int] = set()
         self.replies: list[str] = []
         self.title = ""
         self.icon_name = ""
         self.bells = 0
+        self.wide = False
+        """True once a wide character was drawn: until then writes skip the check for
+        halves of wide characters they cut."""
         self.reset()
 
     # -- state -------------------------------------------------------------------------
@@ -137,6 +127,7 @@ class TerminalScreen(pyte.Screen):
         self.buffer = [Row() for _ in range(self.lines)]
         self.alternate = False
         self._main: list[Row] | None = None
+        self._main_size = (self.lines, self.columns)
         self._saved: Savepoint | None = None
         self._saved_main: Savepoint | None = None
         self.mode: set[int] = set(_DEFAULT_MODES)
@@ -178,6 +169,45 @@ class TerminalScreen(pyte.Screen):
             pen.transitions[params] = following
         self.pen = following
         self.cursor.attrs = following.attrs
+
+    def draw_styled(self, params: str, data: str) -> None:
+        """SGR `params` then `data` drawn with it: the parser's commonest token in
+        coloured output, done in one call (the plain-ASCII fit-on-the-line case inline)."""
+        cursor = self.cursor
+        pen = self.pen
+        if pen.attrs is not cursor.attrs:
+            pen = self.pen_for(cursor.attrs)
+        cells = pen.transitions.get(params)
+        if cells is None:
+            cells = self.pen_for(apply_sgr(pen.attrs, params))
+            pen.transitions[params] = cells
+        self.pen = cells
+        cursor.attrs = cells.attrs
+        if not data:
+            return
+        x = cursor.x
+        end = x + len(data)
+        if (
+            end < self.columns
+            and self._translate is None
+            and data.isascii()
+            and IRM not in self.mode
+        ):
+            self._last_char = data[-1]
+            y = cursor.y
+            line = self.buffer[y]
+            if line:
+                if self.wide:
+                    self._unsplit(line, x, end)
+                line.update(zip(range(x, end), map(cells.__getitem__, data), strict=True))
+            elif line.lazy is None:
+                line.lazy = [(x, data, cells.key)]
+            else:
+                line.lazy.append((x, data, cells.key))
+            cursor.x = end
+            self.dirty.add(y)
+            return
+        self.draw(data)
 
     def _blank(self) -> Cell:
         """The cell erase operations write: a space with the current background only."""
@@ -225,12 +255,13 @@ class TerminalScreen(pyte.Screen):
             y = cursor.y
             line = self.buffer[y]
             if line:
-                self._unsplit(line, x, end)
+                if self.wide:
+                    self._unsplit(line, x, end)
                 line.update(zip(range(x, end), map(cells.__getitem__, data), strict=True))
             elif line.lazy is None:
-                line.lazy = [(x, data, cells)]
+                line.lazy = [(x, data, cells.key)]
             else:
-                line.lazy.append((x, data, cells))
+                line.lazy.append((x, data, cells.key))
             cursor.x = end
             self.dirty.add(y)
             return
@@ -272,12 +303,13 @@ class TerminalScreen(pyte.Screen):
             if insert:
                 self._shift_right(line, x, take)
             if line:
-                self._unsplit(line, x, end)
+                if self.wide:
+                    self._unsplit(line, x, end)
                 line.update(zip(range(x, end), map(cells.__getitem__, segment), strict=True))
             elif line.lazy is None:
-                line.lazy = [(x, segment, cells)]
+                line.lazy = [(x, segment, cells.key)]
             else:
-                line.lazy.append((x, segment, cells))
+                line.lazy.append((x, segment, cells.key))
             dirty.add(y)
             x = end
         cursor.x = x if autowrap or x < columns else columns - 1
@@ -323,6 +355,7 @@ class TerminalScreen(pyte.Screen):
             line[x] = cells[char]
             if width == 2:
                 line[x + 1] = cells[""]
+                self.wide = True
             self.dirty.add(cursor.y)
             x += width
             cursor.x = x if autowrap or x < columns else columns - 1
@@ -369,6 +402,7 @@ class TerminalScreen(pyte.Screen):
             if not self.alternate:
                 self.history.append(compact(buffer[0]))
                 self.scrolled_off += 1
+                self.pullable += 1
             del buffer[0]
             bg = cursor.attrs.bg
             buffer.append(Row() if bg == "default" else Row.filled(Cell(" ", bg=bg)))
@@ -408,6 +442,7 @@ class TerminalScreen(pyte.Screen):
             if not self.alternate:
                 self.history.extend(map(compact, buffer[:count]))
                 self.scrolled_off += count
+                self.pullable += count
             del buffer[:count]
             buffer.extend(self._new_rows(count))
         else:
@@ -528,7 +563,14 @@ class TerminalScreen(pyte.Screen):
         self.cursor.x = min(x + (count or 1), self.columns - 1)
 
     def backspace(self) -> None:
-        self.cursor_back(1)
+        """BS: one column left; from column 0 onto the end of the line above when that line
+        wrapped into this one (as tmux)."""
+        cursor = self.cursor
+        if cursor.x == 0 and cursor.y > 0 and self.buffer[cursor.y - 1].wrapped:
+            cursor.y -= 1
+            cursor.x = self.columns - 1
+        else:
+            self.cursor_back(1)
 
     def tab(self, count: int = 1) -> None:
         """HT/CHT: move to the next tab stop (`count` times), or the last column; nothing
@@ -595,46 +637,73 @@ class TerminalScreen(pyte.Screen):
             line.update(dict.fromkeys(range(start, end), blank))
 
     def erase_in_line(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
-        """EL: erase to the end (0), from the start (1) or all (2) of the cursor line."""
+        """EL: erase to the end (0), from the start (1) or all (2) of the cursor line.
+
+        Erasing a whole line empties it (and ends a wrap into it from the line above), as
+        in tmux; a partial erase keeps the line's wrap mark."""
         y = self.cursor.y
         x = self.cursor.x  # at the pending-wrap position EL 0 erases nothing, as in tmux
+        columns = self.columns
+        if how == 2 or (how == 0 and x == 0) or (how == 1 and x >= columns - 1):
+            self._clear_lines(y, y + 1)
+            return
         line = self.buffer[y].realize()
         if how == 0:
             if line:
-                self._unsplit(line, x, self.columns)
-            self._fill(line, x, self.columns)
+                self._unsplit(line, x, columns)
+            self._fill(line, x, columns)
         elif how == 1:
-            end = min(x + 1, self.columns)
+            end = min(x + 1, columns)
             if line:
                 self._unsplit(line, 0, end)
             self._fill(line, 0, end)
-        elif how == 2:
-            self.buffer[y] = Row.filled(self._blank())
-        line.wrapped = False
         self.dirty.add(y)
 
-    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
-        """ED: erase below (0), above (1) or all (2) of the screen; 3 clears the scrollback."""
+    def _clear_lines(self, start: int, end: int) -> None:
+        """Empty whole lines [start, end) with the current background."""
+        if start >= end:
+            return
         buffer = self.buffer
-        y = self.cursor.y
-        if how == 0:
-            rows = range(y + 1, self.lines)
+        blank = self._blank()
+        for y in range(start, end):
+            buffer[y] = Row.filled(blank)
+        if start > 0:
+            buffer[start - 1].wrapped = False
+        self.dirty.update(range(start, end))
+
+    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        """ED: erase below (0), above (1) or all (2) of the screen; 3 clears the scrollback.
+
+        Clearing the whole main screen (ED 2, or ED 0 from the home position) first moves
+        its lines into the scrollback, as tmux does (`scroll-on-clear`)."""
+        cursor = self.cursor
+        y = cursor.y
+        if how == 2 or (how == 0 and y == 0 and cursor.x == 0):
+            self._clear_into_history()
+        elif how == 0:
+            self._clear_lines(y + 1, self.lines)
+            self.erase_in_line(0)
         elif how == 1:
-            rows = range(y)
-        elif how == 2:
-            rows = range(self.lines)
+            self._clear_lines(0, y)
+            self.erase_in_line(1)
         elif how == 3:
             self.history.clear()
+            self.pullable = 0
             self.dirty.update(range(self.lines))
-            return
-        else:
-            return
-        blank = self._blank()
-        for row in rows:
-            buffer[row] = Row.filled(blank)
-        self.dirty.update(rows)
-        if how in (0, 1):
-            self.erase_in_line(how)
+
+    def _clear_into_history(self) -> None:
+        buffer = self.buffer
+        last = 0
+        if not self.alternate:
+            for y in range(self.lines - 1, -1, -1):
+                if not buffer[y].is_blank():
+                    last = y + 1
+                    break
+        if last:
+            self.history.extend(map(compact, buffer[:last]))
+            self.scrolled_off += last
+            self.pullable = 0
+        self._clear_lines(0, self.lines)
 
     def erase_characters(self, count: int | None = None) -> None:
         """ECH: blank `count` cells from the cursor without moving it."""
@@ -742,6 +811,7 @@ class TerminalScreen(pyte.Screen):
             self.save_cursor()
         self._saved_main = self._saved
         self._main = self.buffer
+        self._main_size = (self.lines, self.columns)
         self.buffer = [Row() for _ in range(self.lines)]
         self.alternate = True
         self.dirty.update(range(self.lines))
@@ -749,12 +819,17 @@ class TerminalScreen(pyte.Screen):
     def _leave_alternate(self, restore_cursor: bool) -> None:
         if not self.alternate or self._main is None:
             return
+        lines, columns = self.lines, self.columns
         self.buffer = self._main
         self._main = None
         self.alternate = False
         self._saved = self._saved_main
+        # Back at the size the main screen had, then resized to the current one (as tmux).
+        self._set_size(*self._main_size)
         if restore_cursor:
             self.restore_cursor()
+        if (lines, columns) != self._main_size:
+            self.resize(lines, columns)
         self.dirty.update(range(self.lines))
 
     def mode_state(self, mode: int, private: bool) -> int:
@@ -810,6 +885,17 @@ class TerminalScreen(pyte.Screen):
         """SGR from integers (pyte's signature); the parser uses `apply_sgr` directly."""
         self.cursor.attrs = apply_sgr(self.cursor.attrs, ";".join(map(str, attrs)))
 
+    def set_cursor_style(self, style: int) -> None:
+        """DECSCUSR: 0 the default (a steady block), 1/2 block, 3/4 underline, 5/6 bar; odd
+        numbers blink. Blinking is mode 12, so `CSI ? 12 h/l` can change it afterwards."""
+        if not 0 <= style <= 6:
+            return
+        self.cursor_style = style
+        if style % 2:
+            self.mode.add(BLINKING_CURSOR)
+        else:
+            self.mode.discard(BLINKING_CURSOR)
+
     def write_process_input(self, data: str) -> None:
         """Queue a reply for the program (DSR, DA ...); the owner writes `replies` out."""
         self.replies.append(data)
@@ -847,56 +933,98 @@ class TerminalScreen(pyte.Screen):
     # -- resizing ----------------------------------------------------------------------
 
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
-        """Change the size (pyte's argument order). Shrinking pushes top lines into the
-        scrollback and growing pulls them back, as tmux does; no reflow of wrapped lines."""
+        """Change the size (pyte's argument order), as tmux does: shrinking drops the lines
+        below the cursor, then pushes top lines into the scrollback; growing pulls back
+        lines that scrolled off (not those cleared away); a width change reflows wrapped
+        lines of the main screen and its scrollback (see `reflow`). The alternate screen is
+        cut or padded, never reflowed; the main one is resized when the program leaves it."""
         lines = lines or self.lines
         columns = columns or self.columns
         if lines < 1 or columns < 1:
             raise ValueError(f"terminal size must be positive, got {columns}x{lines}")
         if lines == self.lines and columns == self.columns:
             return
-        cursor = self.cursor
-        if self.alternate and self._main is not None:
-            self._main = self._resized(self._main, lines, columns, main=False)
-        self.buffer = self._resized(self.buffer, lines, columns, main=not self.alternate)
-        if columns < self.columns:
-            for line in self.buffer:
-                for x in [x for x in line.realize() if x >= columns]:
-                    del line[x]
-        self.lines, self.columns = lines, columns
+        if self.alternate:
+            self._resize_alternate(lines, columns)
+        else:
+            self._resize_main(lines, columns)
         self.margins = None
-        self.tabstops = {s for s in self.tabstops if s < columns} | set(range(8, columns, 8))
-        cursor.x = min(cursor.x, columns - 1)
-        cursor.y = min(max(cursor.y, 0), lines - 1)
         self.dirty.clear()
         self.dirty.update(range(lines))
 
-    def _resized(self, buffer: list[Row], lines: int, columns: int, main: bool) -> list[Row]:
-        old = len(buffer)
-        buffer = list(buffer)
+    def _set_size(self, lines: int, columns: int) -> None:
+        if columns != self.columns:
+            self.tabstops = set(range(8, columns, 8))  # tmux resets tab stops too
+        self.lines, self.columns = lines, columns
+
+    def _resize_alternate(self, lines: int, columns: int) -> None:
+        buffer = self.buffer
         cursor = self.cursor
+        old = len(buffer)
         if lines < old:
-            # Drop blank lines below the cursor first, then scroll the rest off the top.
-            while len(buffer) > lines and len(buffer) - 1 > cursor.y and buffer[-1].is_blank():
-                buffer.pop()
+            below = min(old - 1 - cursor.y, old - lines)
+            if below > 0:
+                del buffer[old - below :]
             excess = len(buffer) - lines
             if excess > 0:
-                if main:
-                    self.history.extend(map(compact, buffer[:excess]))
-                    self.scrolled_off += excess
                 del buffer[:excess]
-                if main:
-                    cursor.y -= excess
+                cursor.y = max(cursor.y - excess, 0)
         elif lines > old:
-            grow = lines - old
-            pulled: list[Row] = []
-            if main:
-                while self.history and len(pulled) < grow:
-                    pulled.append(expand(self.history.pop()))
-                pulled.reverse()
-                cursor.y += len(pulled)
-            buffer = pulled + buffer + [Row() for _ in range(grow - len(pulled))]
-        return buffer
+            buffer.extend(Row() for _ in range(lines - old))
+        if columns < self.columns:
+            for line in buffer:
+                for x in [x for x in line.realize() if x >= columns]:
+                    del line[x]
+        self._set_size(lines, columns)
+        cursor.x = min(cursor.x, columns - 1)
+        cursor.y = min(cursor.y, lines - 1)
+
+    def _resize_main(self, lines: int, columns: int) -> None:
+        cursor = self.cursor
+        buffer = list(self.buffer)
+        history = self.history
+        old = len(buffer)
+        y = min(cursor.y, old - 1)
+        if lines < old:
+            needed = old - lines
+            below = min(old - 1 - y, needed)
+            if below > 0:
+                del buffer[old - below :]
+                needed -= below
+            if needed > 0:
+                history.extend(map(compact, buffer[:needed]))
+                self.scrolled_off += needed
+                self.pullable += needed
+                del buffer[:needed]
+                y -= needed
+        elif lines > old:
+            needed = lines - old
+            pull = min(self.pullable, len(history), needed)
+            pulled = [expand(history.pop()) for _ in range(pull)]
+            pulled.reverse()
+            self.pullable -= pull
+            y += pull
+            buffer = pulled + buffer + [Row() for _ in range(needed - pull)]
+        x = cursor.x
+        if columns != self.columns:
+            combined: list[Compact] = [*history, *buffer]
+            top = len(history)
+            rows, _info, x, y = reflow(combined, columns, x, top + y)
+            if len(rows) < lines:
+                rows.extend(Row() for _ in range(lines - len(rows)))
+            top = len(rows) - lines
+            history.clear()
+            history.extend(compact(row) if isinstance(row, Row) else row for row in rows[:top])
+            self.pullable = min(self.pullable, len(history))
+            buffer = [expand(row) for row in rows[top:]]
+            if y >= top:
+                y -= top
+            else:
+                x = y = 0
+        self.buffer = buffer
+        self._set_size(lines, columns)
+        cursor.x = min(x, columns)
+        cursor.y = max(0, min(y, lines - 1))
 
     # -- pyte compatibility ----------------------------------------------------------------
 

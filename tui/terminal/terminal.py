@@ -6,6 +6,8 @@ turn, so the event loop (and the dashboard's frames, and other sessions) get a t
 steps whatever the content costs to parse; past `high_water` pending bytes the
 session stops reading, so a flooding program blocks on its PTY instead of filling memory.
 Nothing is dropped. The program's replies (DSR, DA ...) go straight back to the session.
+When the program ends with a backlog, it is still fed in those steps, and the exit is
+reported (`exited`, `on_exit`) once all of it is on screen.
 
 Listeners (a widget) are told which screen rows changed after each feed; a `Terminal`
 keeps running with no listener, so a hidden session stays current. No Textual import.
@@ -61,6 +63,7 @@ class Terminal:
         self._held: set[int] = set()
         self.started = False
         self.exited = False
+        self._closing = False
         self.bytes_fed = 0
         self.feed_errors = 0
         self.core.parser.on_clipboard = self._clipboard
@@ -94,11 +97,11 @@ class Terminal:
 
     def write(self, data: bytes) -> None:
         """Send input (keys, paste, mouse reports) to the program."""
-        if data and not self.exited:
+        if data and not self.exited and not self._closing:
             self.session.write(data)
 
     def _reply(self, data: bytes) -> None:
-        if not self.exited:
+        if not self.exited and not self._closing:
             self.session.write(data)
 
     def _clipboard(self, text: str) -> None:
@@ -148,6 +151,9 @@ class Terminal:
         if self._pending:
             # More backlog: feed it next turn of the loop, after others had theirs.
             self._flush = asyncio.get_running_loop().call_soon(self._flush_step)
+        elif self._closing:
+            if not self.exited:
+                self._finish()
         elif self._paused:
             self._paused = False
             if not self.exited:
@@ -201,6 +207,24 @@ class Terminal:
             listener(changed)
 
     def _closed(self, session: TerminalSession) -> None:
+        """The session ended: show what is still pending, then report the exit.
+
+        A large backlog is fed in the usual bounded steps (a program that flooded and
+        quit must not freeze the dashboard while it is drawn); `exited` turns true, and
+        `on_exit` runs, once it is all on screen."""
+        self._closing = True
+        if len(self._pending) > self.slice_bytes:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                if self._flush is None:
+                    self._flush = loop.call_soon(self._flush_step)
+                return
+        self._finish()
+
+    def _finish(self) -> None:
         self.feed_pending()
         self.exited = True
         if self._flush is not None:

@@ -2,7 +2,8 @@
 
 Rendering is line-based: only rows the core reported changed are refreshed, each row's
 strip is cached until it changes, equal-style cells are one segment (see `render`). The
-cursor is drawn only while focused and visible (DECTCEM). Scrollback: mouse wheel and
+cursor is drawn only while focused and visible (DECTCEM), in the shape the program chose
+(DECSCUSR: block, underline or bar, blinking when asked). Scrollback: mouse wheel and
 shift+pageup/pagedown/home/end (typing returns to the live screen). Selection with the
 mouse (when the program does not track it) copies on release; OSC 52 from the program
 copies too. Keys go through `keys.encode_key` (DECCKM, modifiers, function keys, kitty
@@ -88,6 +89,7 @@ class TerminalView(Widget, can_focus=True):
         *,
         leave_timeout: float = 0.4,
         resize_delay: float = 0.075,
+        cursor_blink: bool = True,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -98,6 +100,10 @@ class TerminalView(Widget, can_focus=True):
         self.resize_delay = resize_delay
         self.history_offset = 0
         """Lines scrolled back into history (0: the live screen)."""
+        self.cursor_blink = cursor_blink
+        """Blink the cursor when the program asks (DECSCUSR 1/3/5, mode 12)."""
+        self.cursor_phase = True
+        """False while a blinking cursor is in its hidden half."""
         self._strips: dict[int, Strip] = {}
         self._styles = StyleCache(Style())
         self._base: Style | None = None
@@ -240,6 +246,7 @@ class TerminalView(Widget, can_focus=True):
             and self.has_focus
             and not cursor.hidden
             and not terminal.exited
+            and self.cursor_phase
         ):
             cursor_x = min(cursor.x, screen.columns - 1)
         selected = self._selected_columns(index, screen.columns)
@@ -255,7 +262,12 @@ class TerminalView(Widget, can_focus=True):
             strip = render_runs(row, screen.columns, styles, width)
         if strip is None:
             strip = render_cells(
-                row.cells(screen.columns), styles, width, inverse=selected, cursor=cursor_x
+                row.cells(screen.columns),
+                styles,
+                width,
+                inverse=selected,
+                cursor=cursor_x,
+                cursor_shape=terminal.core.cursor_shape,
             )
         if cacheable:
             self._strips[y] = strip
@@ -268,6 +280,22 @@ class TerminalView(Widget, can_focus=True):
     def on_mount(self) -> None:
         self._width = self.size.width
         self._schedule_resize()
+        self.set_interval(0.5, self.blink_cursor)
+
+    def blink_cursor(self) -> None:
+        """One blink step (called twice a second): toggle a blinking cursor's visibility;
+        a steady cursor stays shown."""
+        terminal = self.terminal
+        if terminal is None:
+            return
+        phase = not self.cursor_phase if self.cursor_blink and terminal.core.cursor_blink else True
+        if phase != self.cursor_phase and self.has_focus:
+            self.cursor_phase = phase
+            y = terminal.screen.cursor.y
+            self._strips.pop(y, None)
+            self.refresh(Region(0, y, self._width, 1))
+        else:
+            self.cursor_phase = phase
 
     def on_resize(self, event: events.Resize) -> None:
         self._width = self.size.width  # read once: `size` is costly on the render path
@@ -287,6 +315,9 @@ class TerminalView(Widget, can_focus=True):
             return
         self._strips.clear()
         await terminal.resize(width, height)
+        # A reflow changes how many scrollback lines there are: stay inside them.
+        self.history_offset = min(self.history_offset, len(terminal.screen.history))
+        self._history_seen = terminal.screen.scrolled_off
         self.refresh()
 
     # -- keyboard ----------------------------------------------------------------------
@@ -309,7 +340,14 @@ class TerminalView(Widget, can_focus=True):
         if key in _SCROLL_KEYS:
             self._scroll_keys(key)
             return
-        data = encode_key(key, event.character, application_cursor=terminal.core.application_cursor)
+        self.cursor_phase = True  # typing shows a blinking cursor at once
+        core = terminal.core
+        data = encode_key(
+            key,
+            event.character,
+            application_cursor=core.application_cursor,
+            application_keypad=core.application_keypad,
+        )
         if data:
             self._to_live()
             terminal.write(data)

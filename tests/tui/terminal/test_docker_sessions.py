@@ -16,12 +16,19 @@ from tui.terminal.errors import TerminalError
 from tui.terminal.terminal import Terminal
 
 
-async def wait_until(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    """Bounded wait (a guard against hangs, not a timing assertion)."""
+async def wait_until(
+    predicate: Callable[[], object],
+    what: str,
+    shown: Callable[[], str] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Bounded wait (a guard against hangs, not a timing assertion); `shown` adds what the
+    screen held to the failure."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
+            detail = f"; the screen:\n{shown()}" if shown is not None else ""
+            raise AssertionError(f"gave up waiting for {what}{detail}")
         await asyncio.sleep(0.05)
 
 
@@ -53,7 +60,11 @@ async def test_exec_shell_echo_resize_and_exit_code(docker, shell_container):
     await wait_until(lambda: "42" in screen_text(terminal), "the exec shell to answer")
     await terminal.resize(100, 30)
     terminal.write(b"stty size\r")
-    await wait_until(lambda: "30 100" in screen_text(terminal), "stty to see the new size")
+    await wait_until(
+        lambda: "30 100" in screen_text(terminal),
+        "stty to see the new size",
+        lambda: screen_text(terminal),
+    )
     terminal.write(b"printf '\\033[1;32mgreen\\033[0m\\n'\r")
     await wait_until(lambda: "green" in screen_text(terminal).replace("1;32m", ""), "colour")
     row = next(

@@ -163,6 +163,55 @@ async def test_colours_cursor_and_title():
         assert cursor_style().bgcolor == base.bgcolor
 
 
+async def test_cursor_shapes_and_blinking():
+    """DECSCUSR from a real program: underline, bar, blinking bar, back to a steady block."""
+    terminal = shell()
+    app = TermApp(terminal)
+    async with app.run_test(size=(40, 16)) as pilot:
+        view = app.query_one("#t0", TerminalView)
+        await wait_for(pilot, lambda: prompt(view), "the prompt")
+        cursor = terminal.screen.cursor
+        base = view.rich_style
+
+        def at_cursor():
+            x = 0
+            for segment in view.render_line(cursor.y):
+                if x <= cursor.x < x + segment.cell_length:
+                    return segment.text[cursor.x - x], segment.style
+                x += segment.cell_length
+            raise AssertionError("no cell under the cursor")
+
+        async def run(command: str, shape: str) -> None:
+            row = cursor.y
+            await type_text(pilot, f"printf '{command}'")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: terminal.core.cursor_shape == shape, shape)
+            await wait_for(
+                pilot,
+                lambda: cursor.y > row and terminal.core.text()[cursor.y] == "$",
+                "the next prompt",
+            )
+
+        char, style = at_cursor()  # a steady block: the cell inverted
+        assert char == " " and style.bgcolor == base.color
+        await run(r"\033[4 q", "underline")
+        char, style = at_cursor()
+        assert style.underline and style.bgcolor == base.bgcolor
+        await run(r"\033[6 q", "bar")
+        assert at_cursor()[0] == "\u258f" and not terminal.core.cursor_blink
+        await run(r"\033[5 q", "bar")
+        assert terminal.core.cursor_blink
+        seen = set()
+        for _ in range(2):  # one blink step hides the bar, the next shows it again
+            view.blink_cursor()
+            seen.add(at_cursor()[0])
+        assert seen == {" ", "\u258f"}
+        await run(r"\033[2 q", "block")
+        view.blink_cursor()
+        char, style = at_cursor()
+        assert style.bgcolor == base.color, "a steady cursor never hides"
+
+
 async def test_scrollback_with_wheel_and_keys():
     terminal = shell()
     app = TermApp(terminal)

@@ -236,3 +236,21 @@ async def replay_in_tmux(
     )
     await wait_until(done.exists, "cat to finish in tmux")
     return await pane.settled()
+
+
+async def replay_and_resize(
+    pane: TmuxPane,
+    data: bytes,
+    columns: int,
+    lines: int,
+    sizes: Sequence[tuple[int, int]],
+    workdir: Path,
+) -> list[TerminalCore]:
+    """Replay `data` into tmux, then resize its window to each of `sizes` in turn (nothing
+    redraws: the program has ended); tmux's screen after each resize."""
+    await replay_in_tmux(pane, data, columns, lines, workdir)
+    screens = []
+    for width, height in sizes:
+        await pane.resize(width, height)
+        screens.append(await pane.settled())
+    return screens

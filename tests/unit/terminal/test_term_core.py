@@ -321,6 +321,28 @@ def test_cursor_visibility_and_style():
     assert not core.screen.cursor.hidden
 
 
+@pytest.mark.parametrize(
+    ("sequence", "shape", "blink"),
+    [
+        ("", "block", False),
+        ("\x1b[0 q", "block", False),
+        ("\x1b[1 q", "block", True),
+        ("\x1b[2 q", "block", False),
+        ("\x1b[3 q", "underline", True),
+        ("\x1b[4 q", "underline", False),
+        ("\x1b[5 q", "bar", True),
+        ("\x1b[6 q", "bar", False),
+        ("\x1b[6 q\x1b[?12h", "bar", True),
+        ("\x1b[3 q\x1b[?12l", "underline", False),
+        ("\x1b[5 q\x1b[9 q", "bar", True),
+        ("\x1b[5 q\x1bc", "block", False),
+    ],
+)
+def test_cursor_shapes_decscusr(sequence: str, shape: str, blink: bool):
+    core = term(10, 3, sequence)
+    assert (core.cursor_shape, core.cursor_blink) == (shape, blink)
+
+
 def test_device_status_and_attributes_replies():
     assert replies_of("ab\x1b[6n") == b"\x1b[1;3R"
     assert replies_of("\x1b[5n") == b"\x1b[0n"
@@ -500,6 +522,22 @@ def test_resize_shrinks_into_history_and_grows_back():
     assert core.columns == 3
     core.feed(b"\x1b[1;1Habcdef")
     assert core.text()[:2] == ["abc", "def"]
+
+
+def test_resize_reflows_the_scrollback_and_keeps_the_cursor_in_its_text():
+    core = term(10, 3, "abcdefghijKLMNO\r\n1\r\n2\r\n3\x1b[31m45678901\x1b[mXYZ")
+    assert core.screen.history_text() == ["abcdefghij", "KLMNO", "1"]
+    assert core.text() == ["2", "345678901X", "YZ"]
+    core.resize(5, 3)
+    assert core.screen.history_text() == ["abcde", "fghij", "KLMNO", "1", "2"]
+    assert core.text() == ["34567", "8901X", "YZ"]
+    assert cursor(core) == (2, 2)
+    assert (cell(core, 0, 0).fg, cell(core, 1, 0).fg) == ("default", "red")
+    assert (cell(core, 3, 1).fg, cell(core, 4, 1).fg) == ("red", "default")
+    core.resize(20, 3)
+    assert core.screen.history_text() == ["abcdefghijKLMNO"]
+    assert core.text() == ["1", "2", "345678901XYZ"]
+    assert cursor(core) == (12, 2)
 
 
 def test_resize_with_blank_lines_below_drops_them_first():

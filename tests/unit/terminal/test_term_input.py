@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tui.terminal.core import TerminalCore
 from tui.terminal.keys import encode_focus, encode_key, encode_paste, split_key
 from tui.terminal.mouse import encode_mouse
 
@@ -79,6 +80,32 @@ def test_printable_and_control_keys(key: str, character: str | None, expected: b
 def test_cursor_and_function_keys(key: str, normal: bytes, application: bytes):
     assert encode_key(key) == normal
     assert encode_key(key, application_cursor=True) == application
+
+
+@pytest.mark.parametrize(
+    ("key", "normal", "application"),
+    [
+        ("decimal", b".", b"\x1bOn"),
+        ("divide", b"/", b"\x1bOo"),
+        ("multiply", b"*", b"\x1bOj"),
+        ("subtract", b"-", b"\x1bOm"),
+        ("add", b"+", b"\x1bOk"),
+        ("equal", b"=", b"\x1bOX"),
+        ("separator", b",", b"\x1bOl"),
+        ("kp_begin", b"\x1b[E", b"\x1bOE"),
+    ],
+)
+def test_keypad_keys_follow_deckpam(key: str, normal: bytes, application: bytes):
+    """Textual's keypad key names; the mode comes from the core, set by ESC = / ESC >."""
+    core = TerminalCore(10, 2)
+    core.feed(b"\x1b=")
+    assert encode_key(key, application_keypad=core.application_keypad) == application
+    core.feed(b"\x1b>")
+    assert encode_key(key, application_keypad=core.application_keypad) == normal
+    # the main keyboard's keys of the same characters never change with the mode
+    main = {"decimal": "full_stop", "divide": "slash", "subtract": "minus", "add": "plus"}
+    if key in main:
+        assert encode_key(main[key], normal.decode(), application_keypad=True) == normal
 
 
 def test_keys_without_encoding():

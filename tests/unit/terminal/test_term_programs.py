@@ -99,6 +99,27 @@ async def test_shell_line_editing(local_term, tmux_pane, program_env, files):
     assert "one two thXYree" in "\n".join(ours.text())
 
 
+async def test_shell_prompt_and_wrapped_lines_across_resizes(
+    local_term, tmux_pane, program_env, files
+):
+    """Resize mid-program with wrapped output above and a wrapped command line being typed:
+    both reflow the screen, then the shell redraws its line on SIGWINCH."""
+    await run_both(local_term, tmux_pane, [BUSYBOX, "sh"], program_env, files, 50, 12)
+    await assert_same(local_term, tmux_pane)
+    await send_both(local_term, tmux_pane, b"echo " + b"wrapped-output-" * 7 + b"\r")
+    await send_both(local_term, tmux_pane, b"echo still typing " + b"x" * 45)
+    await assert_same(local_term, tmux_pane)
+    assert local_term.terminal is not None
+    for columns, lines in ((31, 12), (73, 9), (44, 14)):
+        await local_term.terminal.resize(columns, lines)
+        await tmux_pane.resize(columns, lines)
+        ours = await assert_same(local_term, tmux_pane)
+        assert (ours.columns, ours.lines) == (columns, lines)
+    await send_both(local_term, tmux_pane, b"\r")
+    ours = await assert_same(local_term, tmux_pane)
+    assert "still typing" in "".join(ours.text())
+
+
 async def test_busybox_vi_edit_and_resize(local_term, tmux_pane, program_env, files):
     await run_both(local_term, tmux_pane, [BUSYBOX, "vi", "notes.txt"], program_env, files, 80, 24)
     await assert_same(local_term, tmux_pane)

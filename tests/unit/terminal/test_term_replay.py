@@ -13,7 +13,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from term_oracle import TmuxPane, compare, replay_in_tmux
+from term_oracle import TmuxPane, compare, replay_and_resize, replay_in_tmux
 
 from tui.terminal.core import TerminalCore
 
@@ -61,6 +61,8 @@ STREAMS: dict[str, str] = {
     + "e" * 40
     + "\x1b[J",
     "pending_wrap": "x" * 40 + "\x1b[K" + "\r\n" + "y" * 40 + "\x08Z" + "\r\n" + "z" * 40 + "\r\nw",
+    "backspace_over_the_wrap": "a" * 43 + "\x08" * 5 + "B" + "\r\n" + "c" * 40 + "\r\n\x08\x08D",
+    "cursor_shape_and_keypad_modes": "\x1b[5 qbar\x1b[?12l\x1b=keypad\x1b>\x1b[2 q\x1b[?12h!",
 }
 
 
@@ -77,3 +79,78 @@ async def test_stream_matches_tmux(name: str, tmp_path: Path):
     problems = compare(ours, oracle)
     assert not problems, "\n".join(problems)
     await asyncio.sleep(0)
+
+
+# Resizing after the bytes: tmux reflows wrapped lines of the main screen and its history,
+# pushes lines into the history and pulls them back; our screen must end up the same.
+LONG = "".join(f"{i}:" + "abcdefghij" * (3 + i % 4) + "\r\n" for i in range(6))
+RESIZES: dict[str, tuple[str, tuple[int, int], list[tuple[int, int]]]] = {
+    "wrapped_lines_narrower_wider": (LONG + "$ ", (40, 12), [(25, 12), (60, 12), (33, 12)]),
+    "prompt_with_long_input": (
+        "$ ls\r\nalpha beta\r\n$ echo " + "word " * 20,
+        (40, 10),
+        [(30, 10), (17, 10), (70, 10), (40, 10)],
+    ),
+    "cursor_inside_wrapped_line": (
+        "x" * 95 + "\x1b[2;7H" + "\x1b[1;33mY\x1b[m",
+        (40, 6),
+        [(23, 6), (50, 6), (31, 6)],
+    ),
+    "history_shrink_grow_reflow": (
+        "".join(f"line {i} " + "=" * (i * 7 % 50) + "\r\n" for i in range(30)) + "end",
+        (40, 10),
+        [(40, 5), (30, 5), (30, 12), (55, 14), (20, 8)],
+    ),
+    "wide_characters_wrap": (
+        "wide " + "漢字かな" * 12 + "\r\nab" + "中" * 20 + "\r\n$ ",
+        (30, 10),
+        [(17, 10), (41, 10), (9, 10)],
+    ),
+    "colours_across_the_wrap": (
+        "\x1b[31m" + "red " * 15 + "\x1b[44mblue " * 6 + "\x1b[0m\r\nplain\r\n",
+        (40, 8),
+        [(27, 8), (64, 8)],
+    ),
+    "erase_inside_wrapped_lines": (
+        "w" * 70
+        + "\x1b[1;5H\x1b[K"
+        + "\x1b[2;1H\x1b[2K"
+        + "\x1b[4;1H"
+        + "v" * 50
+        + "\x1b[4;3H\x1b[1K",
+        (30, 8),
+        [(21, 8), (47, 8)],
+    ),
+    "clear_then_grow": (
+        "".join(f"old {i}\r\n" for i in range(12)) + "\x1b[H\x1b[2Jfresh\r\n$ ",
+        (30, 6),
+        [(30, 10), (25, 4), (25, 9)],
+    ),
+    "alternate_screen_resized": (
+        "main " * 12 + "\r\n$ \x1b[?1049h\x1b[Halt",
+        (30, 8),
+        [(20, 6), (44, 9)],
+    ),
+    "leave_alternate_after_resize": (
+        "main " * 12 + "\r\n$ \x1b[?1049h\x1b[Halt\x1b[?1049l",
+        (30, 8),
+        [(20, 6), (44, 9)],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESIZES))
+async def test_resize_matches_tmux(name: str, tmp_path: Path):
+    text, (columns, lines), sizes = RESIZES[name]
+    data = text.encode()
+    pane = TmuxPane(tmp_path)
+    try:
+        oracles = await replay_and_resize(pane, data, columns, lines, sizes, tmp_path)
+    finally:
+        await pane.close()
+    ours = TerminalCore(columns, lines)
+    ours.feed(data)
+    for (width, height), oracle in zip(sizes, oracles, strict=True):
+        ours.resize(width, height)
+        problems = compare(ours, oracle)
+        assert not problems, f"after resize to {width}x{height}:\n" + "\n".join(problems)

@@ -81,6 +81,43 @@ async def test_flood_is_complete_with_back_pressure():
     assert paused, "the reader never paused: no back-pressure was exercised"
 
 
+async def test_exit_after_a_flood_is_reported_once_all_output_is_shown():
+    """A program that floods and quits leaves a backlog: it is fed in bounded steps (the
+    loop keeps turning) and the exit is reported only when all of it is on screen."""
+    count = 150_000
+    total = sum(len(str(n)) + 2 for n in range(1, count + 1))
+    terminal = Terminal(
+        LocalSession(["seq", "1", str(count)], env=ENV),
+        20,
+        5,
+        slice_bytes=4096,
+        step_budget=0.0,
+        high_water=1 << 24,
+    )
+    seen: dict[str, int] = {}
+    turns = 0
+    session = terminal.session
+    closed = session.on_closed
+
+    def on_closed(s: object) -> None:
+        seen["backlog"] = len(terminal._pending)
+        seen["turns"] = turns
+        closed(s)  # type: ignore[arg-type]
+
+    session.on_closed = on_closed  # type: ignore[assignment]
+    terminal.on_exit.append(
+        lambda t: seen.update(fed=t.bytes_fed, turns_after=turns - seen["turns"])
+    )
+    await terminal.start()
+    while not terminal.exited:  # counts loop turns; bounded by the timeout of the test
+        await asyncio.sleep(0)
+        turns += 1
+    assert seen["backlog"] > 4096, "the program ended with no backlog: nothing was exercised"
+    assert seen["fed"] == total, "the exit was reported before all output was shown"
+    assert seen["turns_after"] > 1, "the backlog was fed in one blocking call"
+    assert terminal.core.text()[-2:] == [str(count), ""]
+
+
 async def test_close_hangs_up_the_program():
     terminal = await run(["sh", "-c", "trap 'exit 9' HUP; while :; do sleep 1; done"])
     await asyncio.sleep(0.2)
