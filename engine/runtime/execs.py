@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import Conflict, InvalidArgument, NotFound
+from engine.errors import Conflict, InvalidArgument, NotFound, PortsideError
 from engine.runtime import monitorclient, spec, users
 from engine.runtime import record as records
 from engine.runtime.attach import Attachment, parse_detach_keys
@@ -20,6 +20,9 @@ from engine.runtime.record import Record
 
 if TYPE_CHECKING:
     pass
+
+
+RESIZE_WAIT = 10.0  # dockerd's wait for an exec to start before resizing it
 
 
 @dataclass
@@ -36,6 +39,8 @@ class ExecRecord:
     monitor_pid: int = 0
     started: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # set once the process runs (or the start failed): resizes wait for it, as in dockerd
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ExecMixin:
@@ -91,6 +96,20 @@ class ExecMixin:
         if not rec.State.Running:
             raise Conflict(f"Container {rec.Id} is not running")
         ex.started = True
+        try:
+            return await self._exec_start(ex, rec, detach, tty, console_size)
+        finally:
+            ex.ready.set()  # running, or failed: nobody waits for it any more
+
+    async def _exec_start(
+        self,
+        ex: ExecRecord,
+        rec: Record,
+        detach: bool,
+        tty: bool | None,
+        console_size: tuple[int, int] | None,
+    ) -> Attachment | None:
+        eid = ex.id
         cfg = ex.config
         use_tty = bool(cfg.get("Tty") if tty is None else tty)
         want_in = bool(cfg.get("AttachStdin")) and not detach
@@ -188,7 +207,14 @@ class ExecMixin:
         }
 
     async def exec_resize(self, eid: str, height: int, width: int) -> None:
+        """Resize an exec's TTY; a resize that comes while the exec is starting (clients send
+        one straight after the start request) waits for it, up to 10 s, as dockerd's does."""
         ex = self._exec(eid)
+        if ex.started and not ex.ready.is_set():
+            try:
+                await asyncio.wait_for(ex.ready.wait(), RESIZE_WAIT)
+            except TimeoutError:
+                raise PortsideError("timeout waiting for exec session ready") from None
         if not ex.running:
             raise Conflict(f"exec {eid} is not running")
         stream = await AttachStream.connect(ex.dir, stdin=False, stdout=False, stderr=False)

@@ -113,6 +113,28 @@ async def test_exec_tty_and_resize(h: Harness, running: str) -> None:
     assert info["ProcessConfig"]["tty"] is True and info["ProcessConfig"]["entrypoint"] == "sh"
 
 
+async def test_a_resize_sent_while_the_exec_starts_waits_for_it(h: Harness, running: str) -> None:
+    """Clients (the docker CLI, aiodocker sessions) resize straight after the start request,
+    before the process runs: dockerd waits for it, so must we (it answered 409)."""
+    eid = (
+        await h.containers.exec_create(
+            running,
+            {"Cmd": ["sh"], "Tty": True, "AttachStdin": True, "AttachStdout": True},
+        )
+    )["Id"]
+    starting = asyncio.ensure_future(h.containers.exec_start(eid))
+    await asyncio.sleep(0)  # the start is under way, the process not running yet
+    assert not (await h.containers.exec_inspect(eid))["Running"]
+    await h.containers.exec_resize(eid, 33, 111)
+    att = await starting
+    assert att is not None
+    reader = Reader(att)
+    await att.write(b"stty size\n")
+    await reader.until(b"33 111")
+    await att.write(b"exit\n")
+    await reader.end()
+
+
 async def test_exec_stdin(h: Harness, running: str) -> None:
     eid = (
         await h.containers.exec_create(
