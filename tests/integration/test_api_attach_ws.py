@@ -8,7 +8,6 @@ binary frames from API 1.28 on and text frames before; client frames feed stdin.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,8 +16,13 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from tests.fixtures.portside import PortsideFixture, client_env, docker_cli, start_portside
-from tests.fixtures.procs import ServiceError, short_tempdir
+from tests.fixtures.portside import (
+    PortsideFixture,
+    client_env,
+    docker_cli,
+    private_portside,
+)
+from tests.fixtures.procs import ServiceError
 from tests.fixtures.registry import RegistryFixture
 
 BUSYBOX = "test/busybox:1"
@@ -43,12 +47,8 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def portside(registry: RegistryFixture) -> Iterator[PortsideFixture]:
-    base = short_tempdir("ps-ws-")
-    try:
-        with start_portside(base, "--insecure-registry", registry.host) as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_portside("ps-ws-", "--insecure-registry", registry.host) as engine:
+        yield engine
 
 
 @pytest.fixture(

@@ -11,7 +11,6 @@ import http.client
 import io
 import json
 import secrets
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -27,9 +26,8 @@ from tests.fixtures.portside import (
     UnixHTTPConnection,
     client_env,
     docker_cli,
-    start_portside,
+    private_portside,
 )
-from tests.fixtures.procs import short_tempdir
 from tests.fixtures.registry import RegistryFixture
 
 BUSYBOX = "test/busybox:1"
@@ -62,12 +60,8 @@ class Client:
 
 @pytest.fixture(scope="module")
 def portside(registry: RegistryFixture) -> Iterator[PortsideFixture]:
-    base = short_tempdir("ps-bld-")
-    try:
-        with start_portside(base, "--insecure-registry", registry.host) as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_portside("ps-bld-", "--insecure-registry", registry.host) as engine:
+        yield engine
 
 
 @pytest.fixture(

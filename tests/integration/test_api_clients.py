@@ -36,7 +36,7 @@ from tests.fixtures.portside import (
     PortsideFixture,
     client_env,
     docker_cli,
-    start_portside,
+    private_portside,
     unix_request,
 )
 from tests.fixtures.procs import ServiceError, short_tempdir
@@ -97,12 +97,8 @@ class Engine:
 @pytest.fixture(scope="module")
 def portside(registry: RegistryFixture) -> Iterator[PortsideFixture]:
     """One ``portside serve`` for this module, with request logging on (``--debug``)."""
-    base = short_tempdir("ps-cli-")
-    try:
-        with start_portside(base, "--insecure-registry", registry.host, "--debug") as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_portside("ps-cli-", "--insecure-registry", registry.host, "--debug") as engine:
+        yield engine
 
 
 @pytest.fixture(

@@ -14,7 +14,6 @@ import os
 import pty
 import secrets
 import select
-import shutil
 import socket
 import struct
 import subprocess
@@ -29,8 +28,13 @@ import docker
 import docker.errors
 import pytest
 
-from tests.fixtures.portside import PortsideFixture, client_env, docker_cli, start_portside
-from tests.fixtures.procs import ServiceError, short_tempdir
+from tests.fixtures.portside import (
+    PortsideFixture,
+    client_env,
+    docker_cli,
+    private_portside,
+)
+from tests.fixtures.procs import ServiceError
 from tests.fixtures.registry import RegistryFixture
 
 BUSYBOX = "test/busybox:1"
@@ -78,12 +82,8 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def portside(registry: RegistryFixture) -> Iterator[PortsideFixture]:
-    base = short_tempdir("ps-ctr-")
-    try:
-        with start_portside(base, "--insecure-registry", registry.host) as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_portside("ps-ctr-", "--insecure-registry", registry.host) as engine:
+        yield engine
 
 
 @pytest.fixture(

@@ -13,7 +13,6 @@ import hashlib
 import http.server
 import json
 import secrets
-import shutil
 import subprocess
 import sys
 import threading
@@ -27,8 +26,13 @@ import pytest
 
 from tests.fixtures import layers as L
 from tests.fixtures.images import busybox_base_items, busybox_binary_items, busybox_link_items
-from tests.fixtures.portside import PortsideFixture, client_env, docker_cli, start_portside
-from tests.fixtures.procs import ServiceError, short_tempdir
+from tests.fixtures.portside import (
+    PortsideFixture,
+    client_env,
+    docker_cli,
+    private_portside,
+)
+from tests.fixtures.procs import ServiceError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,12 +63,8 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def portside() -> Iterator[PortsideFixture]:
-    base = short_tempdir("ps-import-")
-    try:
-        with start_portside(base) as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_portside("ps-import-") as engine:
+        yield engine
 
 
 @pytest.fixture(

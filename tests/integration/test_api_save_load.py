@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import secrets
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -26,8 +25,13 @@ import docker
 import pytest
 
 from tests.fixtures.images import BuiltImage
-from tests.fixtures.portside import PortsideFixture, client_env, docker_cli, start_portside
-from tests.fixtures.procs import ServiceError, short_tempdir
+from tests.fixtures.portside import (
+    PortsideFixture,
+    client_env,
+    docker_cli,
+    private_portside,
+)
+from tests.fixtures.procs import ServiceError
 from tests.fixtures.registry import RegistryFixture
 
 BUSYBOX = "test/busybox:1"
@@ -58,12 +62,8 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def portside(registry: RegistryFixture) -> Iterator[PortsideFixture]:
-    base = short_tempdir("ps-save-")
-    try:
-        with start_portside(base, "--insecure-registry", registry.host) as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_portside("ps-save-", "--insecure-registry", registry.host) as engine:
+        yield engine
 
 
 def _engine(host: str, name: str, tmp: Path) -> Engine:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -17,18 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.portside import PortsideFixture, start_portside
-from tests.fixtures.procs import short_tempdir
+from tests.fixtures.portside import PortsideFixture, private_portside
 
 
 @pytest.fixture(scope="module")
 def portside() -> Iterator[PortsideFixture]:
-    base = short_tempdir("ps-hostile-")
-    try:
-        with start_portside(base) as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_portside("ps-hostile-") as engine:
+        yield engine
 
 
 def _tar(path: Path, members: list[tuple[str, bytes | str]]) -> Path:

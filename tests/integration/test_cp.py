@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import secrets
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -25,10 +24,10 @@ from tests.fixtures.portside import (
     PortsideFixture,
     client_env,
     docker_cli,
-    start_portside,
+    private_portside,
     unix_request,
 )
-from tests.fixtures.procs import ServiceError, short_tempdir
+from tests.fixtures.procs import ServiceError
 from tests.fixtures.registry import RegistryFixture
 
 BUSYBOX = "test/busybox:1"
@@ -63,12 +62,8 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def portside(registry: RegistryFixture) -> Iterator[PortsideFixture]:
-    base = short_tempdir("ps-cp-")
-    try:
-        with start_portside(base, "--insecure-registry", registry.host) as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_portside("ps-cp-", "--insecure-registry", registry.host) as engine:
+        yield engine
 
 
 @pytest.fixture(
