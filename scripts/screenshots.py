@@ -21,10 +21,12 @@ sys.path.insert(0, str(ROOT))
 import aiodocker  # noqa: E402
 from textual.pilot import Pilot  # noqa: E402
 
-from tests.tui import sample_data, sample_views  # noqa: E402
+from tests.tui import sample_data, sample_registries, sample_views  # noqa: E402
 from tests.tui.test_terminals_panel import open_fixed_terminal  # noqa: E402
 from tui.app import PortsideApp  # noqa: E402
+from tui.client import EngineChoice  # noqa: E402
 from tui.config import DashboardConfig  # noqa: E402
+from tui.screens.engines import EnginesScreen  # noqa: E402
 
 Step = Callable[[Pilot[Any]], Awaitable[None]]
 
@@ -41,6 +43,23 @@ def _keys(*keys: str) -> Step:
     return press
 
 
+PICKER_CHOICES = [
+    EngineChoice("embedded", None, "embedded"),
+    EngineChoice("build-box", "tcp://10.0.0.5:2376", "config"),
+    EngineChoice("lab", "unix:///run/lab/docker.sock", "config"),
+    EngineChoice("default", "unix:///var/run/docker.sock", "context"),
+    EngineChoice("staging", "tcp://staging.example:2376", "context", "docker's current context"),
+]
+
+
+async def open_engines(pilot: Pilot[Any]) -> None:
+    """The engine picker (key E) with fixed choices instead of this machine's."""
+    app = pilot.app
+    assert isinstance(app, PortsideApp)
+    app.push_screen(EnginesScreen(app.engine_url, {}, choices=PICKER_CHOICES))
+    await sample_data.settle(pilot)
+
+
 SHOTS: list[tuple[str, str, list[Step]]] = [
     ("containers-dark", "dark", []),
     ("containers-light", "light", []),
@@ -55,6 +74,7 @@ SHOTS: list[tuple[str, str, list[Step]]] = [
     ("confirm-remove", "dark", [_keys("d")]),
     ("help", "dark", [_keys("question_mark")]),
     ("engine-unreachable", "dark", [sample_data.unreachable]),
+    ("engine-picker", "dark", [open_engines]),
     ("containers-stats-grouped", "dark", [sample_views.load, _keys("b")]),
     ("logs-merged", "dark", [sample_views.load, sample_views.open_logs]),
     ("logs-light", "light", [sample_views.load, sample_views.open_logs]),
@@ -63,6 +83,16 @@ SHOTS: list[tuple[str, str, list[Step]]] = [
     ("networks", "dark", [sample_views.load, _keys("4")]),
     ("inspect-tree-search", "dark", [sample_views.inspect_search]),
     ("terminals", "dark", [open_fixed_terminal]),
+    ("registries", "dark", [sample_registries.open_registries]),
+    (
+        "registry-catalog",
+        "dark",
+        [sample_registries.open_registries, sample_registries.open_catalog],
+    ),
+    ("registry-manifest", "dark", [sample_registries.open_manifest]),
+    ("registry-push", "dark", [sample_registries.open_registries, sample_registries.open_push]),
+    ("image-scan", "dark", [_keys("2"), sample_registries.open_scan]),
+    ("image-scan-light", "light", [_keys("2"), sample_registries.open_scan]),
 ]
 
 

@@ -3,25 +3,32 @@
 ``PortsideApp`` receives an async factory that returns a connected ``aiodocker.Docker``;
 its single engine worker (``tui.sync.EngineSync``) posts typed messages that the handlers
 here turn into table, header and screen updates. User actions run in their own workers, so
-the UI never waits on the network. ``run_dashboard`` is the entry point ``portside`` calls.
+the UI never waits on the network. ``switch_engine`` (the ``E`` picker) replaces the engine
+worker and its client, and resets the panels. ``run_dashboard`` is the entry point
+``portside`` calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import os
 import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiodocker
 from textual.app import App, SystemCommand
+from textual.message import Message
 from textual.screen import Screen
 
 import themes
 from tui import keymap
+from tui.client import EngineChoice, EngineSelectionError, normalise_url
 from tui.commands import palette_commands
 from tui.config import ConfigError, DashboardConfig, load_dashboard_config
 from tui.messages import (
@@ -29,6 +36,7 @@ from tui.messages import (
     ContainersUpdated,
     EngineConnected,
     EngineConnecting,
+    EngineSwitched,
     EngineUnreachable,
     ImagesUpdated,
     NetworksUpdated,
@@ -37,6 +45,7 @@ from tui.messages import (
 )
 from tui.model import ContainerRow, EngineInfo, ImageRow, NetworkRow, VolumeRow
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.engines import EnginesScreen
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.inspect import InspectScreen
@@ -44,6 +53,8 @@ from tui.screens.logs import LogsScreen
 from tui.screens.main import MainScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.pull import PullScreen
+from tui.screens.registry_browse import BrowseScreen
+from tui.screens.scan import ScanScreen
 from tui.screens.stats import StatsScreen, one_shot
 from tui.screens.unreachable import UnreachableScreen
 from tui.sync import DEFAULT_RETRY_DELAYS, EngineSync, one_line
@@ -53,7 +64,9 @@ from tui.widgets.stats_sample import Sample
 from tui.widgets.terminals import TerminalsPanel
 
 Connector = Callable[[], Awaitable[aiodocker.Docker]]
+EmbeddedStarter = Callable[[], AbstractAsyncContextManager[str]]  # yields the engine's URL
 ROW_STATS_INTERVAL = 5.0  # seconds between one-shot stats of the visible running rows
+EMBEDDED_STOP_TIMEOUT = 30.0  # seconds an embedded engine gets to shut down on quit
 
 _PAST = {
     "start": "Started",
@@ -65,6 +78,13 @@ _PAST = {
     "remove": "Removed",
 }
 _SLOW = {"stop": "Stopping", "restart": "Restarting"}
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return ()
 
 
 def default_engine_url() -> str:
@@ -101,6 +121,9 @@ class PortsideApp(App[int]):
         retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
         refresh_interval: float | None = None,
         row_stats_interval: float = ROW_STATS_INTERVAL,
+        embedded_url: str = "",
+        embedded: EmbeddedStarter | None = None,
+        freeze_heap: bool = False,
     ) -> None:
         super().__init__()
         self.config = config or DashboardConfig()
@@ -114,14 +137,16 @@ class PortsideApp(App[int]):
         self.engine_name = engine_name
         self.engine_url = engine_url
         self.autoconnect = autoconnect
-        self.sync = EngineSync(
-            connector,
-            self.post_message,
-            name=engine_name,
-            url=engine_url or engine_name,
-            refresh_interval=refresh_interval or self.config.refresh_interval,
-            retry_delays=retry_delays,
-        )
+        self.refresh_interval = refresh_interval or self.config.refresh_interval
+        self.retry_delays = retry_delays
+        self.embedded_url = embedded_url  # the embedded engine, once it runs
+        self._embedded_starter = embedded
+        self._embedded_ready: asyncio.Future[str] | None = None
+        self._embedded_task: asyncio.Task[None] | None = None
+        self._embedded_stop = asyncio.Event()
+        self._generation = 0  # bumped by every switch: older workers' messages are dropped
+        self._freeze_heap = freeze_heap
+        self.sync = self._make_sync(connector, engine_name, engine_url)
         self.status = CONNECTING
         self.info: EngineInfo | None = None
         self.containers: dict[str, ContainerRow] = {}
@@ -138,6 +163,22 @@ class PortsideApp(App[int]):
 
     # -- startup -------------------------------------------------------------------------
 
+    def _make_sync(self, connector: Connector, name: str, url: str) -> EngineSync:
+        generation = self._generation
+
+        def emit(message: Message) -> None:
+            if generation == self._generation:
+                self.post_message(message)
+
+        return EngineSync(
+            connector,
+            emit,
+            name=name,
+            url=url or name,
+            refresh_interval=self.refresh_interval,
+            retry_delays=self.retry_delays,
+        )
+
     def get_default_screen(self) -> Screen[Any]:
         return MainScreen()
 
@@ -145,16 +186,19 @@ class PortsideApp(App[int]):
         for problem in self.startup_problems:
             self.notify(problem, severity="warning", timeout=10)
         if self.autoconnect:
-            self.run_worker(
-                self.sync.run(),
-                name="engine",
-                group="engine",
-                exclusive=True,
-                exit_on_error=False,
-            )
+            self._start_sync()
             self.run_worker(
                 self._sample_rows(), name="row-stats", group="row-stats", exit_on_error=False
             )
+
+    def _start_sync(self) -> None:
+        self.run_worker(
+            self.sync.run(),
+            name="engine",
+            group="engine",
+            exclusive=True,
+            exit_on_error=False,
+        )
 
     @property
     def main(self) -> MainScreen:
@@ -188,6 +232,116 @@ class PortsideApp(App[int]):
     def docker(self) -> aiodocker.Docker | None:
         """The connected client, or None while the engine is unreachable."""
         return self.sync.docker if self.status == CONNECTED else None
+
+    # -- switching engines ---------------------------------------------------------------
+
+    def action_pick_engine(self) -> None:
+        if isinstance(self.screen, EnginesScreen):
+            return
+
+        def chosen(choice: EngineChoice | None) -> None:
+            if choice is not None:
+                self.switch_engine(choice)
+
+        picker = EnginesScreen(self.engine_url, self.config.hosts, self.embedded_url)
+        self.push_screen(picker, chosen)
+
+    def switch_engine(self, choice: EngineChoice) -> None:
+        """Leave the current engine for ``choice`` (the embedded one is started if needed)."""
+        if choice.url is None and not self.embedded_url:
+            if self._embedded_starter is None:
+                self.notify("The embedded engine is not available here", severity="error")
+                return
+            self.run_worker(self._switch_to_embedded(), group="switch", exclusive=True)
+            return
+        try:
+            url = normalise_url(choice.url or self.embedded_url)
+        except EngineSelectionError as err:
+            self.notify(f"Cannot switch to {choice.name}: {err}", severity="error", timeout=8)
+            return
+        self.connect_to(choice.name, url)
+
+    def connect_to(self, name: str, url: str, connector: Connector | None = None) -> None:
+        """Drop the current engine (its worker closes its client) and connect to ``url``."""
+        self._generation += 1
+        self.workers.cancel_group(self, "engine")
+        self.engine_name, self.engine_url = name, url
+
+        async def connect() -> aiodocker.Docker:
+            return aiodocker.Docker(url=url)
+
+        self.sync = self._make_sync(connector or connect, name, url)
+        # Queued behind whatever the old worker posted, so stale rows never come back.
+        self.post_message(EngineSwitched(name, url))
+
+    async def _switch_to_embedded(self) -> None:
+        if self._embedded_ready is None:
+            loop = asyncio.get_running_loop()
+            self._embedded_ready = loop.create_future()
+            self._embedded_stop = asyncio.Event()
+            # A task of its own (not a worker): it must outlive the message loop until
+            # on_unmount has shut the engine down.
+            self._embedded_task = loop.create_task(
+                self._run_embedded(self._embedded_ready, self._embedded_stop),
+                name="portside-embedded-engine",
+            )
+            self.notify("Starting the embedded engine…", timeout=3)
+        try:
+            url = await asyncio.shield(self._embedded_ready)
+        except Exception as err:  # the engine could not start: say why, stay where we are
+            self._embedded_ready = None
+            self.notify(
+                f"Cannot start the embedded engine: {one_line(str(err))}",
+                severity="error",
+                timeout=10,
+            )
+            return
+        self.embedded_url = url
+        self.connect_to("embedded", url)
+
+    async def _run_embedded(self, ready: asyncio.Future[str], stop: asyncio.Event) -> None:
+        """Run the embedded engine until ``stop`` is set (when the dashboard quits)."""
+        assert self._embedded_starter is not None
+        try:
+            async with self._embedded_starter() as url:
+                ready.set_result(url)
+                await stop.wait()
+        except Exception as err:
+            if not ready.done():
+                ready.set_exception(err)
+
+    async def on_unmount(self) -> None:
+        """Shut down an embedded engine this dashboard started."""
+        task, self._embedded_task = self._embedded_task, None
+        if task is None:
+            return
+        self._embedded_stop.set()
+        try:
+            await asyncio.wait_for(task, EMBEDDED_STOP_TIMEOUT)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+
+    def on_engine_switched(self, message: EngineSwitched) -> None:
+        self.status = CONNECTING
+        self.info = None
+        self.containers = {}
+        self.images = ()
+        self.volumes = ()
+        self.networks = ()
+        self.row_stats = {}
+        self._list_errors = {}
+        self._was_lost = False
+        self._unreachable = None
+        while len(self.screen_stack) > 1:  # views of the old engine's objects
+            self.pop_screen()
+        if main := self._ready_main():
+            main.header.engine_name = message.name
+            main.header.info = None
+            main.header.status = CONNECTING
+            main.containers.table.extra["stats"] = {}
+            self.apply_state(main)
+        self._start_sync()
+        self.notify(f"Switching to {message.name}", timeout=3)
 
     # -- engine messages -----------------------------------------------------------------
 
@@ -236,6 +390,9 @@ class PortsideApp(App[int]):
             self._unreachable.update_problem(message.problem, message.attempt, message.retry_in)
 
     def on_containers_updated(self, message: ContainersUpdated) -> None:
+        if message.complete and self._freeze_heap:
+            self._freeze_heap = False
+            self.call_after_refresh(gc.freeze)
         if message.complete:
             self.containers = {row.id: row for row in message.rows}
         else:
@@ -426,7 +583,9 @@ class PortsideApp(App[int]):
                 await docker._query_json(f"{plural}/{target}", method="DELETE")
                 summary = f"Removed {what}"
             elif verb == "prune":
-                answer = await docker._query_json(f"{plural}/prune", method="POST")
+                answer = await docker._query_json(
+                    f"{plural}/prune", method="POST", params=self._prune_params(kind)
+                )
                 gone = (answer or {}).get(
                     "VolumesDeleted" if kind == "volume" else "NetworksDeleted"
                 )
@@ -440,6 +599,14 @@ class PortsideApp(App[int]):
             return
         self.post_message(ActionFinished(summary))
         self.sync.request_refresh()
+
+    def _prune_params(self, kind: str) -> dict[str, str]:
+        """Since API 1.42 a volume prune spares named volumes unless ``all`` is set; the
+        dashboard's prune means every unused volume, as it did before."""
+        version = self.info.api_version if self.info else ""
+        if kind != "volume" or _version_tuple(version) < (1, 42):
+            return {}
+        return {"filters": json.dumps({"all": ["true"]})}
 
     def retry_now(self) -> None:
         self.sync.retry_now()
@@ -469,6 +636,10 @@ class PortsideApp(App[int]):
 
     def open_pull(self, reference: str = "") -> None:
         self.push_screen(PullScreen(reference))
+
+    def open_scan(self, image: str) -> None:
+        """The engine's scan of the local image ``image`` (packages, findings)."""
+        self.push_screen(ScanScreen(image))
 
     # -- app-wide keys -------------------------------------------------------------------
 
@@ -501,7 +672,10 @@ class PortsideApp(App[int]):
                 keymap.VOLUMES,
                 keymap.NETWORKS,
                 keymap.TERMINALS,
+                keymap.REGISTRIES,
             ]
+        elif isinstance(screen, BrowseScreen):
+            scopes.append(keymap.BROWSE)
         elif isinstance(screen, LogsScreen):
             scopes.append(keymap.LOGS)
         elif isinstance(screen, InspectScreen):
@@ -513,7 +687,7 @@ class PortsideApp(App[int]):
         if command.scope == keymap.APP:
             self.call_later(self.run_action, command.action)
             return
-        if command.scope in (keymap.LOGS, keymap.INSPECT):
+        if command.scope in (keymap.LOGS, keymap.INSPECT, keymap.BROWSE):
             self.call_later(self.screen.run_action, command.action)
             return
         main = self.main
@@ -526,6 +700,7 @@ class PortsideApp(App[int]):
             keymap.VOLUMES,
             keymap.NETWORKS,
             keymap.TERMINALS,
+            keymap.REGISTRIES,
         ):
             main.action_show_panel(command.scope)
         panel = main.current_panel
@@ -552,6 +727,8 @@ def build_dashboard(
     theme: str | None,
     connector: Connector | None = None,
     env: Mapping[str, str] | None = None,
+    embedded_url: str = "",
+    embedded: EmbeddedStarter | None = None,
 ) -> PortsideApp:
     """A configured dashboard (config file read, theme checked) for the engine at ``docker_url``.
 
@@ -565,7 +742,19 @@ def build_dashboard(
     async def connect() -> aiodocker.Docker:
         return aiodocker.Docker(url=url)
 
-    return PortsideApp(connector or connect, engine_name, theme, engine_url=url, config=config)
+    # After the first full render, everything alive (Textual, the widgets, the first rows)
+    # stays alive: freezing it spares every later full GC from walking it, which took
+    # 150-200 ms (dropped frames while scrolling) with 500 containers.
+    return PortsideApp(
+        connector or connect,
+        engine_name,
+        theme,
+        engine_url=url,
+        config=config,
+        embedded_url=embedded_url,
+        embedded=embedded,
+        freeze_heap=True,
+    )
 
 
 def run_dashboard(
@@ -575,11 +764,19 @@ def run_dashboard(
     theme: str | None,
     connector: Connector | None = None,
     env: Mapping[str, str] | None = None,
+    embedded_url: str = "",
+    embedded: EmbeddedStarter | None = None,
 ) -> int:
     """Open the dashboard (blocking, with its own event loop); return the exit code."""
     try:
         app = build_dashboard(
-            docker_url, engine_name=engine_name, theme=theme, connector=connector, env=env
+            docker_url,
+            engine_name=engine_name,
+            theme=theme,
+            connector=connector,
+            env=env,
+            embedded_url=embedded_url,
+            embedded=embedded,
         )
     except (ConfigError, themes.UnknownTheme) as err:
         print(f"portside: {err}", file=sys.stderr)
@@ -595,11 +792,19 @@ async def run_dashboard_async(
     theme: str | None,
     connector: Connector | None = None,
     env: Mapping[str, str] | None = None,
+    embedded_url: str = "",
+    embedded: EmbeddedStarter | None = None,
 ) -> int:
     """``run_dashboard`` inside a running loop, e.g. within ``async with embedded_engine()``."""
     try:
         app = build_dashboard(
-            docker_url, engine_name=engine_name, theme=theme, connector=connector, env=env
+            docker_url,
+            engine_name=engine_name,
+            theme=theme,
+            connector=connector,
+            env=env,
+            embedded_url=embedded_url,
+            embedded=embedded,
         )
     except (ConfigError, themes.UnknownTheme) as err:
         print(f"portside: {err}", file=sys.stderr)

@@ -1,9 +1,10 @@
 """Engine connections: which engine to talk to, and an aiodocker client connected to it.
 
-Order of choice: ``--host URL``, ``--context NAME`` (Docker's contexts), ``PORTSIDE_HOST``,
-a running ``portside serve`` on the default socket, else the embedded engine started in
-this process on a private socket. Options that configure an engine (``--root``,
-``--insecure-registry``, ``--registry-mirror``) always select the embedded engine.
+Order of choice: ``--host URL``, ``--context NAME`` (Docker's contexts, then the named hosts
+of the config file), ``PORTSIDE_HOST``, a running ``portside serve`` on the default socket,
+else the embedded engine started in this process on a private socket. Options that
+configure an engine (``--root``, ``--insecure-registry``, ``--registry-mirror``) always
+select the embedded engine. ``engine_choices`` lists every engine the in-app picker offers.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiodocker
+
+LOCAL_SERVE = "portside serve"  # the name of a running local engine found on its socket
 
 
 class EngineSelectionError(Exception):
@@ -51,10 +54,14 @@ def docker_config_dir() -> Path:
     return Path(env) if env else Path.home() / ".docker"
 
 
-def context_host(name: str) -> str:
-    """The Docker endpoint of a docker context (``docker context create ...``)."""
+DEFAULT_DOCKER_SOCKET = "unix:///var/run/docker.sock"
+
+
+def context_host(name: str, hosts: Mapping[str, str] | None = None) -> str:
+    """The Docker endpoint of a docker context (``docker context create ...``), else of the
+    config file's named host ``name``."""
     if name == "default":
-        return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_SOCKET
     meta = (
         docker_config_dir()
         / "contexts"
@@ -66,8 +73,11 @@ def context_host(name: str) -> str:
         data = json.loads(meta.read_text())
         return str(data["Endpoints"]["docker"]["Host"])
     except FileNotFoundError:
+        if hosts and name in hosts:
+            return hosts[name]
         raise EngineSelectionError(
-            f"no docker context named {name!r}; list them with `docker context ls`"
+            f"no docker context or configured host named {name!r}; "
+            "list contexts with `docker context ls`, hosts are [hosts] in the config file"
         ) from None
     except (ValueError, KeyError, TypeError):
         raise EngineSelectionError(f"docker context {name!r} has no docker endpoint") from None
@@ -75,23 +85,25 @@ def context_host(name: str) -> str:
 
 def resolve_target(options: EngineOptions) -> EngineTarget:
     if options.host:
-        return EngineTarget(_normalise_url(options.host), options.host)
+        return EngineTarget(normalise_url(options.host), options.host)
     if options.context:
-        return EngineTarget(_normalise_url(context_host(options.context)), options.context)
+        hosts = _config_hosts()
+        return EngineTarget(normalise_url(context_host(options.context, hosts)), options.context)
     if options.configures_engine:
         return EngineTarget(None, "embedded")
     env = os.environ.get("PORTSIDE_HOST")
     if env:
-        return EngineTarget(_normalise_url(env), env)
+        return EngineTarget(normalise_url(env), env)
     from engine.embedded import running_engine_socket
 
     running = running_engine_socket()
     if running:
-        return EngineTarget(running, "portside serve")
+        return EngineTarget(running, LOCAL_SERVE)
     return EngineTarget(None, "embedded")
 
 
-def _normalise_url(url: str) -> str:
+def normalise_url(url: str) -> str:
+    """``url`` as aiodocker takes it; a bare path becomes ``unix://PATH``."""
     if url.startswith("/"):
         return f"unix://{url}"
     if url.startswith(("unix://", "tcp://", "http://", "https://")):
@@ -99,6 +111,82 @@ def _normalise_url(url: str) -> str:
     raise EngineSelectionError(
         f"unsupported engine address {url!r}: use unix:///path/to.sock or tcp://host:port"
     )
+
+
+def _config_hosts() -> dict[str, str]:
+    from tui.config import ConfigError, load_hosts
+
+    try:
+        return load_hosts()
+    except ConfigError as err:
+        raise EngineSelectionError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """One engine the picker offers: ``url`` None is the embedded engine."""
+
+    name: str
+    url: str | None
+    source: str  # "embedded", "DOCKER_HOST", "config", "context"
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        where = self.url or "in this process"
+        note = f", {self.note}" if self.note else ""
+        return f"{self.name}  ({self.source}: {where}{note})"
+
+
+def docker_contexts() -> list[tuple[str, str, bool]]:
+    """(name, docker endpoint, is Docker's current context) of every docker context.
+
+    Reads ``~/.docker/contexts/meta/*/meta.json`` and ``currentContext`` of
+    ``config.json`` (``DOCKER_CONFIG`` moves both); unreadable entries are skipped. The
+    built-in ``default`` context comes first. Blocking file reads: call it in a thread.
+    """
+    base = docker_config_dir()
+    current = "default"
+    try:
+        config = json.loads((base / "config.json").read_text())
+        if isinstance(config, dict) and isinstance(config.get("currentContext"), str):
+            current = config["currentContext"] or "default"
+    except (OSError, ValueError):
+        pass
+    found = [("default", context_host("default"), current == "default")]
+    try:
+        metas = sorted((base / "contexts" / "meta").glob("*/meta.json"))
+    except OSError:
+        metas = []
+    for meta in metas:
+        try:
+            data = json.loads(meta.read_text())
+            name = str(data["Name"])
+            host = str(data["Endpoints"]["docker"]["Host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if name != "default":
+            found.append((name, host, name == current))
+    return found
+
+
+def engine_choices(
+    hosts: Mapping[str, str], env: Mapping[str, str] | None = None
+) -> list[EngineChoice]:
+    """Every engine to offer: embedded, ``DOCKER_HOST``, named hosts, docker contexts.
+
+    Blocking file reads (docker contexts): call it in a thread.
+    """
+    env = os.environ if env is None else env
+    choices = [EngineChoice("embedded", None, "embedded")]
+    if docker_host := env.get("DOCKER_HOST"):
+        choices.append(EngineChoice("DOCKER_HOST", docker_host, "DOCKER_HOST"))
+    for name, url in hosts.items():
+        choices.append(EngineChoice(name, url, "config"))
+    for name, url, current in docker_contexts():
+        note = "docker's current context" if current else ""
+        choices.append(EngineChoice(name, url, "context", note))
+    return choices
 
 
 def engine_config_overrides(options: EngineOptions) -> dict[str, object]:

@@ -24,6 +24,8 @@ PALETTE_SCOPES = {
     keymap.LOGS: "Logs",
     keymap.INSPECT: "Inspect",
     keymap.TERMINALS: "Terminal",
+    keymap.REGISTRIES: "Registry",
+    keymap.BROWSE: "Registry",
 }
 _SKIPPED = {"app.help", "app.quit", "table.down", "table.up", "table.top", "table.bottom"}
 

@@ -31,6 +31,8 @@ VOLUMES = "volumes"
 NETWORKS = "networks"
 STATS = "stats"
 TERMINALS = "terminals"
+REGISTRIES = "registries"
+BROWSE = "browse"
 
 SCOPE_TITLES = {
     APP: "Everywhere",
@@ -48,6 +50,8 @@ SCOPE_TITLES = {
     NETWORKS: "Networks",
     STATS: "Stats",
     TERMINALS: "Terminals",
+    REGISTRIES: "Registries",
+    BROWSE: "Registry browser",
 }
 
 # Keys Textual or its widgets already use in a scope (bindings without ids).
@@ -76,7 +80,9 @@ FOCUS_CHAINS: tuple[tuple[str, ...], ...] = (
     (TABLE, PANEL, IMAGES, MAIN, APP),
     (TABLE, PANEL, VOLUMES, MAIN, APP),
     (TABLE, PANEL, NETWORKS, MAIN, APP),
+    (TABLE, PANEL, REGISTRIES, MAIN, APP),
     (TERMINALS, MAIN, APP),
+    (BROWSE, DIALOG, APP),
     (LOGS, DIALOG, APP),
     (INSPECT, DIALOG, APP),
     (STATS, DIALOG, APP),
@@ -126,6 +132,15 @@ COMMANDS: tuple[Command, ...] = (
         APP,
         False,
     ),
+    Command(
+        "app.engines",
+        "E",
+        "pick_engine",
+        "Engines",
+        "Switch to another engine (embedded, DOCKER_HOST, hosts, docker contexts)",
+        APP,
+        False,
+    ),
     # Panels
     Command(
         "main.containers",
@@ -166,6 +181,15 @@ COMMANDS: tuple[Command, ...] = (
         MAIN,
         False,
     ),
+    Command(
+        "main.registries",
+        "6",
+        "show_panel('registries')",
+        "Registries",
+        "Show the registries panel",
+        MAIN,
+        False,
+    ),
     Command("main.shell", "ctrl+t", "local_shell", "Shell", "Open a local shell tab", MAIN, False),
     # Lists
     Command("table.down", "j", "cursor_down", "Down", "Move down", TABLE, False),
@@ -176,6 +200,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "table.reverse", "O", "sort_reverse", "Reverse", "Reverse the sort order", TABLE, False
     ),
+    Command("table.copy", "y", "copy_id", "Copy id", "Copy the row's id", TABLE, False),
+    Command("table.copy_name", "Y", "copy_name", "Copy name", "Copy the row's name", TABLE, False),
     Command("panel.filter", "slash", "filter", "Filter", "Filter the list as you type", PANEL),
     # Containers
     Command("container.start", "u", "start", "Start", "Start the container", CONTAINERS),
@@ -252,6 +278,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("image.remove", "d", "remove", "Remove", "Remove the image (asks first)", IMAGES),
     Command("image.inspect", "i", "inspect", "Inspect", "Show the image's JSON", IMAGES),
     Command("image.history", "h", "history", "History", "Show the image's layers", IMAGES),
+    Command("image.scan", "s", "scan", "Scan", "Packages, risky settings, vulnerabilities", IMAGES),
     # Volumes
     Command("volume.create", "c", "create", "Create", "Create a volume", VOLUMES),
     Command("volume.remove", "d", "remove", "Remove", "Remove the volume (asks first)", VOLUMES),
@@ -273,6 +300,45 @@ COMMANDS: tuple[Command, ...] = (
         "End the session of the shown tab and close it",
         TERMINALS,
     ),
+    # Registries
+    Command("registry.login", "l", "login", "Log in", "Log in to the registry", REGISTRIES),
+    Command(
+        "registry.logout",
+        "x",
+        "logout",
+        "Log out",
+        "Forget the stored credentials (asks first)",
+        REGISTRIES,
+    ),
+    Command(
+        "registry.browse", "b", "browse", "Browse", "Repositories, tags, manifests", REGISTRIES
+    ),
+    Command(
+        "registry.repository",
+        "n",
+        "open_repository",
+        "Repository",
+        "Open a repository by name (when the catalog is forbidden)",
+        REGISTRIES,
+    ),
+    Command(
+        "registry.push",
+        "u",
+        "push",
+        "Push",
+        "Tag a local image and push it, with progress per layer",
+        REGISTRIES,
+    ),
+    # Registry browser
+    Command("browse.pull", "p", "pull", "Pull", "Pull the selected tag or manifest", BROWSE),
+    Command(
+        "browse.repository",
+        "n",
+        "open_repository",
+        "Repository",
+        "Open a repository by name",
+        BROWSE,
+    ),
     # Logs
     Command("logs.follow", "f", "toggle_follow", "Follow", "Keep the last line in view", LOGS),
     Command("logs.pause", "space", "toggle_pause", "Pause", "Hold new lines aside", LOGS),
@@ -285,6 +351,16 @@ COMMANDS: tuple[Command, ...] = (
     Command("logs.timestamps", "t", "toggle_timestamps", "Times", "Show timestamps", LOGS),
     Command("logs.wrap", "w", "toggle_wrap", "Wrap", "Wrap long lines", LOGS),
     Command("logs.save", "S", "save", "Save", "Save the shown lines to a file", LOGS),
+    Command(
+        "logs.copy",
+        "y",
+        "copy",
+        "Copy",
+        "Copy the matched line, else the lines in view",
+        LOGS,
+        False,
+    ),
+    Command("logs.copy_all", "Y", "copy_all", "Copy all", "Copy every shown line", LOGS, False),
     Command("logs.top", "g", "scroll_home", "Top", "Go to the first line", LOGS, False),
     Command("logs.bottom", "G", "scroll_end", "Bottom", "Go to the last line", LOGS, False),
     # Inspect
@@ -299,11 +375,20 @@ COMMANDS: tuple[Command, ...] = (
         INSPECT,
         False,
     ),
+    Command("inspect.copy", "y", "copy", "Copy", "Copy the selected value", INSPECT, False),
     Command("inspect.expand", "e", "expand_all", "Expand", "Expand everything", INSPECT),
     Command("inspect.collapse", "c", "collapse_all", "Collapse", "Collapse everything", INSPECT),
     # Engine unreachable
     Command(
         "unreachable.retry", "r", "retry", "Retry now", "Try to reach the engine now", UNREACHABLE
+    ),
+    Command(
+        "unreachable.engines",
+        "E",
+        "app.pick_engine",
+        "Engines",
+        "Switch to another engine",
+        UNREACHABLE,
     ),
     Command("unreachable.quit", "q", "app.quit", "Quit", "Quit portside", UNREACHABLE),
     # Dialogs

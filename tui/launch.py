@@ -2,20 +2,35 @@
 
 A URL target (``--host``, a context, a running ``portside serve``) is handed to the
 dashboard as is. The embedded engine is started in the dashboard's own event loop on a
-private socket, lives as long as the dashboard, and is shut down when it quits.
+private socket, lives as long as the dashboard, and is shut down when it quits. Either
+way the dashboard can start the embedded engine later, when the user switches to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from tui.client import (
+    LOCAL_SERVE,
     EngineOptions,
     EngineSelectionError,
     engine_config_overrides,
     resolve_target,
 )
+
+
+def embedded_starter(options: EngineOptions) -> Callable[[], AbstractAsyncContextManager[str]]:
+    """What starts the embedded engine with the command line's settings."""
+
+    def start() -> AbstractAsyncContextManager[str]:
+        from engine.embedded import embedded_engine
+
+        return embedded_engine(**engine_config_overrides(options))
+
+    return start
 
 
 def open_dashboard(options: EngineOptions, *, theme: str | None) -> int:
@@ -27,14 +42,24 @@ def open_dashboard(options: EngineOptions, *, theme: str | None) -> int:
     except EngineSelectionError as err:
         print(f"portside: {err}", file=sys.stderr)
         return 125
+    if target.url is not None and target.name == LOCAL_SERVE:
+        # The local engine already runs: "embedded" in the picker means this one, never
+        # a second engine on the same root.
+        return run_dashboard(
+            target.url, engine_name=target.name, theme=theme, embedded_url=target.url
+        )
     if target.url is not None:
-        return run_dashboard(target.url, engine_name=target.name, theme=theme)
+        return run_dashboard(
+            target.url,
+            engine_name=target.name,
+            theme=theme,
+            embedded=embedded_starter(options),
+        )
     return asyncio.run(_embedded(options, theme))
 
 
 async def _embedded(options: EngineOptions, theme: str | None) -> int:
-    from engine.embedded import embedded_engine
     from tui.app import run_dashboard_async
 
-    async with embedded_engine(**engine_config_overrides(options)) as url:
-        return await run_dashboard_async(url, engine_name="embedded", theme=theme)
+    async with embedded_starter(options)() as url:
+        return await run_dashboard_async(url, engine_name="embedded", theme=theme, embedded_url=url)

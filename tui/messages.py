@@ -22,6 +22,15 @@ class EngineConnecting(Message):
         self.attempt = attempt
 
 
+class EngineSwitched(Message):
+    """The user chose another engine: forget the old one's data, connect to this one."""
+
+    def __init__(self, name: str, url: str) -> None:
+        super().__init__()
+        self.name = name
+        self.url = url
+
+
 class EngineConnected(Message):
     """The engine answered ``/version``; data messages follow."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ class ListingMixin:
             if key == "id":
                 ok = any(rec.Id.startswith(v) for v in values)
             elif key == "name":
-                ok = any(v.lstrip("/") in rec.short_name for v in values)
+                ok = any(_name_matches(v, rec.short_name) for v in values)
             elif key == "status":
                 ok = rec.State.Status in values
             elif key == "exited":
@@ -155,3 +156,12 @@ def dir_size(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_size
     return total
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    """docker's ``name`` filter: a regular expression searched in ``/NAME`` (``^/web``);
+    a pattern that is not a valid expression is matched as plain text."""
+    try:
+        return re.search(pattern, f"/{name}") is not None
+    except re.error:
+        return pattern.lstrip("/") in name

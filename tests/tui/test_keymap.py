@@ -25,6 +25,8 @@ def test_ids_are_unique_and_scoped() -> None:
             "logs",
             "inspect",
             "terminal",
+            "registry",
+            "browse",
         }
 
 

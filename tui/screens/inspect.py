@@ -21,6 +21,7 @@ from textual.widgets import Input, Label, Tree
 from textual.widgets.tree import TreeNode
 
 from tui import keymap
+from tui.copy import inspect_value, preview
 from tui.screens.detail import DetailScreen
 from tui.widgets.resource_table import theme_styles
 
@@ -49,12 +50,14 @@ class JsonTree(Tree[str]):
         self.match_index = -1
         self.search = ""
         self.original: dict[int, Text] = {}
+        self.values: dict[int, Any] = {}  # node id -> the JSON value under it (for copy)
 
     def load(self, data: Any) -> None:
         self.styles_by_name = theme_styles(self.app.get_css_variables())
         self.clear()
         self.matches = []
         self.original = {}
+        self.values = {}
         self._add(self.root, "", data, top=True)
         self.root.expand()
 
@@ -87,10 +90,12 @@ class JsonTree(Tree[str]):
             label = self._label(key, value)
             node = parent.add(label, data=label.plain)
             self.original[node.id] = label
+            self.values[node.id] = value
         else:
             label = self._label(key, value)
             leaf = parent.add_leaf(label, data=label.plain)
             self.original[leaf.id] = label
+            self.values[leaf.id] = value
             return
         for child_key, child in items:
             self._add(node, child_key, child)
@@ -137,6 +142,13 @@ class JsonTree(Tree[str]):
         self.move_cursor(node)
         self.scroll_to_node(node, animate=False)
         return True
+
+    def cursor_value(self) -> tuple[bool, Any]:
+        """(True, the value under the cursor), or (False, None) with no node selected."""
+        node = self.cursor_node
+        if node is None or node.id not in self.values:
+            return False, None
+        return True, self.values[node.id]
 
     def expand_everything(self) -> None:
         self.root.expand_all()
@@ -227,6 +239,15 @@ class InspectScreen(DetailScreen):
 
     def action_collapse_all(self) -> None:
         self.tree.collapse_everything()
+
+    def action_copy(self) -> None:
+        found, value = self.tree.cursor_value()
+        if not found:
+            self.notify("Copy: select a key first", severity="warning", timeout=3)
+            return
+        text = inspect_value(value)
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {preview(text)}", timeout=2)
 
     def action_close(self) -> None:
         if self.query_one("#inspect-bar").has_class("-active") and self.focused is not self.tree:

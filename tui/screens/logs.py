@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
 from tui import keymap
+from tui.copy import lines_text, preview
 from tui.sync import one_line
 from tui.widgets.log_buffer import DEFAULT_CAP
 from tui.widgets.log_view import LogView
@@ -278,6 +279,23 @@ class LogsScreen(Screen[None]):
 
     def action_scroll_end(self) -> None:
         self.view.scroll_end(animate=False)
+
+    def action_copy(self) -> None:
+        """The line of the current search match, else the lines in view."""
+        match = self.view.match_line()
+        self._copy(lines_text([match] if match is not None else self.view.lines_in_view()))
+
+    def action_copy_all(self) -> None:
+        self._copy(self.view.saved_text())
+
+    def _copy(self, text: str) -> None:
+        if not text:
+            self.notify("Copy: no lines to copy", severity="warning", timeout=3)
+            return
+        self.app.copy_to_clipboard(text)
+        count = text.count("\n")
+        what = preview(text) if count == 1 else f"{count} lines"
+        self.notify(f"Copied {what}", timeout=2)
 
     def action_close(self) -> None:
         if self.mode:

@@ -18,10 +18,11 @@ from tui.widgets.containers import ContainersPanel
 from tui.widgets.header import EngineHeader
 from tui.widgets.images import ImagesPanel
 from tui.widgets.panel import ResourcePanel
+from tui.widgets.registries import RegistriesPanel
 from tui.widgets.terminals import TerminalsChanged, TerminalsPanel
 from tui.widgets.volumes import NetworksPanel, VolumesPanel
 
-PANELS = ("containers", "images", "volumes", "networks", "terminals")
+PANELS = ("containers", "images", "volumes", "networks", "terminals", "registries")
 
 
 class MainScreen(Screen[None]):
@@ -37,6 +38,7 @@ class MainScreen(Screen[None]):
             yield VolumesPanel(id="volumes")
             yield NetworksPanel(id="networks")
             yield TerminalsPanel(id="terminals")
+            yield RegistriesPanel(id="registries")
         yield Footer()
 
     @property
@@ -64,6 +66,10 @@ class MainScreen(Screen[None]):
         return self.query_one(TerminalsPanel)
 
     @property
+    def registries(self) -> RegistriesPanel:
+        return self.query_one(RegistriesPanel)
+
+    @property
     def current_panel(self) -> ResourcePanel | TerminalsPanel:
         name = self.query_one(ContentSwitcher).current or "containers"
         if name == "terminals":
@@ -86,6 +92,8 @@ class MainScreen(Screen[None]):
             panel.focus_panel()
         else:
             panel.focus_table()
+        if isinstance(panel, RegistriesPanel):
+            panel.reload()
 
     def on_terminals_changed(self, message: TerminalsChanged) -> None:
         self.header.terminals = message.count

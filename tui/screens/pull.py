@@ -20,6 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Label, Static
 
 from tui import keymap
+from tui.cli import dockerconfig
 from tui.messages import PullEvent, PullFinished
 from tui.pull_progress import PullProgress
 from tui.sync import one_line
@@ -140,8 +141,12 @@ class PullScreen(ModalScreen[None]):
             self.post_message(PullFinished(reference, error="the engine is not connected"))
             return
         try:
-            async for event in docker.images.pull(reference, stream=True):
+            name, auth = await dockerconfig.request_auth(reference)  # the user's login
+            async for event in docker.images.pull(name, auth=auth, stream=True):
                 self.post_message(PullEvent(event))
+        except dockerconfig.CredentialError as err:
+            self.post_message(PullFinished(reference, error=str(err)))
+            return
         except aiodocker.DockerError as err:
             self.post_message(PullFinished(reference, error=one_line(err.message)))
             return

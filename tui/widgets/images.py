@@ -2,7 +2,7 @@
 
 "In use" means some container (running or not) was created from the image; the app keeps
 that set up to date from the container list. Actions: pull (dialog with per-layer progress),
-remove (asks first), inspect, history.
+remove (asks first), inspect, history, scan.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class ImagesPanel(ResourcePanel):
         return cast(ImageRow | None, self.table.selected)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("remove", "inspect", "history"):
+        if action in ("remove", "inspect", "history", "scan"):
             return True if self.selected is not None else None
         return True
 
@@ -141,6 +141,10 @@ class ImagesPanel(ResourcePanel):
     def action_history(self) -> None:
         if row := self.selected:
             self.dashboard.open_history(row.id, row.reference)
+
+    def action_scan(self) -> None:
+        if row := self.selected:
+            self.dashboard.open_scan(row.reference if not row.dangling else row.id)
 
     def on_data_table_row_selected(self, event: ResourceTable.RowSelected) -> None:
         event.stop()

@@ -215,6 +215,26 @@ class LogView(ScrollView, can_focus=True):
             strip = strip.crop(scroll_x, scroll_x + width)
         return strip.extend_cell_length(width, self.rich_style)
 
+    def lines_in_view(self) -> list[str]:
+        """The lines on screen (a wrapped line once), as shown and unwrapped."""
+        rows = self.buffer.rows
+        top = self.scroll_offset.y
+        seqs: list[int] = []
+        for index in range(top, min(len(rows), top + self.scrollable_content_region.height)):
+            seq = rows[index][0]
+            if not seqs or seqs[-1] != seq:
+                seqs.append(seq)
+        found = (self.buffer.line(seq) for seq in seqs)
+        return [self.plain(line) for line in found if line is not None]
+
+    def match_line(self) -> str | None:
+        """The line of the current search match, if there is one."""
+        rows = self.buffer.rows
+        if self.current_match is None or not 0 <= self.current_match < len(rows):
+            return None
+        line = self.buffer.line(rows[self.current_match][0])
+        return None if line is None else self.plain(line)
+
     def saved_text(self) -> str:
         """Every line that passes the filter, as shown (unwrapped), one per line."""
         return "".join(f"{self.plain(line)}\n" for line in self.buffer.shown_lines())
