@@ -9,6 +9,9 @@ whose image is gone is a miss; ``put`` replaces an entry (docker's latest-wins) 
 ``replace=False``, keeps a valid one and returns its id. A hit bumps the entry's use count
 and its mtime, the "last used" time that ``prune(until=...)`` and ``keep_storage`` go by.
 
+``sources`` (in memory, bounded) remembers what a ``COPY --from``'s sources expand and hash
+to in an image, which never changes, so a cached ``COPY --from`` mounts nothing.
+
 ``records()`` describes every entry in the shape of the Engine API's ``BuildCache`` items;
 ``prune()`` drops entries (``everything``, or those whose image has no tag) and deletes their
 images when nothing else holds them (no tag, no repo digest, no container), then collects
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from engine.images import ImageService
 
 _PREFIX = "sha256:"
+_SOURCES_KEPT = 512
 
 
 def step_key(
@@ -74,18 +78,35 @@ class BuildCache:
         self.mounts = root / "build-mounts" / "cache"
         self.images = images
         self._lock = asyncio.Lock()  # prune against prune; builds only add entries
+        # COPY --from: (image, sources...) -> what they expand and hash to (images never
+        # change, so this stays true; bounded, oldest dropped first)
+        self.sources: dict[str, Any] = {}
+
+    def remember_sources(self, key: str, value: Any) -> None:
+        """Keep what a COPY --from's sources came to in an image (see ``sources``)."""
+        self.sources.pop(key, None)
+        self.sources[key] = value
+        while len(self.sources) > _SOURCES_KEPT:
+            del self.sources[next(iter(self.sources))]
 
     async def get(self, key: str) -> str | None:
         """The image id recorded for ``key`` if that image still exists (a use is noted)."""
-        entry = await asyncio.to_thread(self._read, key)
+        entry = await asyncio.to_thread(self._read_and_note, key)
         if entry is None:
             return None
         md = self.images.metadata
         if await md.run(md.get_image, entry.image_id) is None:
             return None
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(self._write, key, entry.image_id, entry.created, entry.used + 1)
         return entry.image_id
+
+    def _read_and_note(self, key: str) -> CacheEntry | None:
+        """An entry, its use noted at once (one thread hop per lookup: builds look up every
+        step; a use noted for an entry whose image turns out gone does no harm)."""
+        entry = self._read(key)
+        if entry is not None:
+            with contextlib.suppress(OSError):
+                self._write(key, entry.image_id, entry.created, entry.used + 1)
+        return entry
 
     async def put(self, key: str, image_id: str, *, replace: bool = True) -> str:
         """Record ``image_id`` for ``key``; returns the image id the entry then names.

@@ -102,6 +102,50 @@ def _compile(text: str, exclusion: bool) -> Pattern:
     return Pattern(text, exclusion, kind, regex)
 
 
+def go_glob(pattern: str) -> re.Pattern[str]:
+    """Go's ``filepath.Match`` as a regex (COPY/ADD source globs): ``*`` and ``?`` stop at
+    ``/``, ``[^...]`` negates a class (``!`` is a plain character there), ``\\`` escapes."""
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\" and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif ch == "[":
+            parts = ["["]
+            if i < n and pattern[i] == "^":
+                parts.append("^")
+                i += 1
+            ranges = 0
+            while i < n and (pattern[i] != "]" or ranges == 0):
+                c = pattern[i]
+                i += 1
+                if c == "\\" and i < n:
+                    c = pattern[i]
+                    i += 1
+                elif c == "-" and ranges and i < n and pattern[i] != "]":
+                    parts.append("-")
+                    continue
+                parts.append(re.escape(c))
+                ranges += 1
+            if i >= n or ranges == 0:
+                raise InvalidArgument(f"syntax error in pattern {pattern!r}: unclosed [ class")
+            i += 1
+            out.append("".join(parts) + "]")
+        else:
+            out.append(re.escape(ch))
+    try:
+        return re.compile("".join(out) + r"\Z", re.S)
+    except re.error as err:
+        raise InvalidArgument(f"syntax error in pattern {pattern!r}: {err.msg}") from None
+
+
 def clean_pattern(line: str) -> str | None:
     """One ``.dockerignore`` line cleaned the way docker reads it, or None when skipped."""
     if line.startswith("#"):

@@ -10,20 +10,24 @@ stage, heredocs or downloaded URLs (``--link``, ``--parents``, ``--exclude`` too
 ``engine.build.layers``); RUN runs a container through the container service (host network
 unless ``--network``, ``--mount``s from ``engine.build.mounts``, heredoc scripts), then
 commits it with dockerd's history text (``|N K=V /bin/sh -c ...``), or records an
-``empty_layer`` entry when nothing changed, as dockerd 20.10 does. Every step is looked up
-in the build cache first. Progress lines are docker's legacy builder lines.
+``empty_layer`` entry when nothing changed, as dockerd 20.10 does; its output comes from an
+attachment made before the start. Every step is looked up in the build cache first; a result
+is recorded with ``put(replace=False)`` unless ``--no-cache``, so stages that start with the
+same steps share one chain of entries. What a ``COPY --from``'s sources expand and hash to in
+an image is remembered (``BuildCache.sources``), so a cached one mounts nothing. Each stage
+starts from its base's config as dockerd's ``beginStage`` does (default ``PATH``, ``User`` and
+``WorkingDir`` always set). Progress lines are docker's legacy builder lines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import contextvars
-import fnmatch
 import hashlib
 import json
 import posixpath
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -34,8 +38,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from engine.build import instructions as ins
 from engine.build import remote
 from engine.build.cache import BuildCache, step_key
-from engine.build.context import BuildContext, ImageTree
-from engine.build.dockerignore import PatternMatcher
+from engine.build.context import BuildContext, ImageTree, remove_dir
+from engine.build.dockerignore import PatternMatcher, go_glob
 from engine.build.errors import BuildError
 from engine.build.expand import ExpansionError, Lexer
 from engine.build.graph import StageGraph
@@ -72,6 +76,7 @@ CONFIG_KEYS = (
     "Shell",
 )
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STAGE: contextvars.ContextVar[int | None] = contextvars.ContextVar("build_stage", default=None)
 PIPES = "/dev/pipes"  # where a RUN heredoc with a #! line is mounted, as in BuildKit
 _GLOB = set("*?[")
@@ -145,6 +150,7 @@ class Executor:
         self._shown = 0  # index in _order of the stage whose output goes out live
         self._held: dict[int, list[str]] = {}  # output of later stages, held back
         self._finished: set[int] = set()
+        self._removals: set[asyncio.Task[None]] = set()  # intermediate containers going
 
     def emit(self, text: str) -> None:
         """Progress text of the current stage: live for the stage being shown, held back
@@ -194,6 +200,9 @@ class Executor:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             self._flush_all()
             raise
+        finally:  # the build is over when its intermediate containers are gone
+            if self._removals:
+                await asyncio.shield(asyncio.gather(*self._removals, return_exceptions=True))
         image_id = self.results[last]
         if image_id is None:
             raise BuildError("the build produced no image: a FROM scratch stage needs a step")
@@ -263,10 +272,10 @@ class Executor:
             image_id = None
         else:
             image_id = await self._external(base, platform)
-        if image_id is None:
-            return StageState(None, {})
-        cfg = (await self.images.config(image_id)).get("config") or {}
-        return StageState(image_id, {k: cfg[k] for k in CONFIG_KEYS if cfg.get(k) is not None})
+        cfg = {}
+        if image_id is not None:
+            cfg = (await self.images.config(image_id)).get("config") or {}
+        return StageState(image_id, _stage_config(cfg))
 
     # -- helpers -----------------------------------------------------------------------
     def _vars(self, state: StageState) -> dict[str, str]:
@@ -317,7 +326,7 @@ class Executor:
             found = await new_image(
                 self.images, state.image_id, state.config, created_by, write, state.author
             )
-            await self.cache.put(key, found)
+            found = await self.cache.put(key, found, replace=self.opts.no_cache)
         state.image_id = found
 
     # -- instructions ------------------------------------------------------------------
@@ -394,8 +403,11 @@ class Executor:
             # Go's %v of a []string, as dockerd writes it: [/bin/sh -ec]
             await self._commit_config(state, "SHELL [" + " ".join(cfg["Shell"]) + "]")
         elif isinstance(inst, ins.Healthcheck):
-            cfg["Healthcheck"] = _healthcheck(inst)
-            await self._commit_config(state, "HEALTHCHECK " + _go_health(cfg["Healthcheck"]))
+            health = _healthcheck(inst)
+            # dockerd 20.10 decodes the new check over the old one: options it leaves
+            # unset keep their earlier values (even for NONE); the history shows its own
+            cfg["Healthcheck"] = {**(cfg.get("Healthcheck") or {}), **health}
+            await self._commit_config(state, "HEALTHCHECK " + _go_health(health))
         elif isinstance(inst, ins.StopSignal):
             cfg["StopSignal"] = ins.validate_signal(self._word(state, inst.signal))
             await self._commit_config(state, f"STOPSIGNAL {cfg['StopSignal']}")
@@ -494,7 +506,7 @@ class Executor:
             found = await self._cached(key)
             if found is None:
                 found = await self._run_container(state, cmd, network, run_mounts, created_by)
-                await self.cache.put(key, found)
+                found = await self.cache.put(key, found, replace=self.opts.no_cache)
         state.image_id = found
 
     async def _run_container(
@@ -531,12 +543,22 @@ class Executor:
         }
         created = await self.containers.create(body, policy_action="build")
         cid = str(created["Id"])
+        att = None
         try:
             self.say(f" ---> Running in {cid[:12]}")
             waiter = self.containers.waiter(cid, "next-exit")
+            # attached before the start, as dockerd's builder: the output comes live and
+            # ends with the process (following the log file would poll for the end)
+            att = await self.containers.attach(cid, stdout=True, stderr=True, stream=True)
             await self.containers.start(cid)
-            async for _, data in self.containers.logs(cid, follow=True):
-                self.emit(data.decode(errors="replace"))
+            decoders: dict[str, codecs.IncrementalDecoder] = {}
+            async for kind, data in att.output():
+                if kind not in decoders:
+                    decoders[kind] = codecs.getincrementaldecoder("utf-8")("replace")
+                self.emit(decoders[kind].decode(data))
+            for decoder in decoders.values():
+                if tail := decoder.decode(b"", final=True):
+                    self.emit(tail)
             status = await waiter
             code = int(status.get("StatusCode", 1))
             if code != 0:
@@ -562,9 +584,16 @@ class Executor:
             )
             return str(result["Id"])
         finally:
-            with contextlib.suppress(PortsideError):
-                await self.containers.remove(cid, force=True, volumes=True)
+            if att is not None:
+                att.close()
+            # removed while the next steps run; build() waits for it before it returns
+            removal = asyncio.create_task(self._remove_container(cid))
+            self._removals.add(removal)
             self.say(f"Removing intermediate container {cid[:12]}")
+
+    async def _remove_container(self, cid: str) -> None:
+        with contextlib.suppress(PortsideError):
+            await self.containers.remove(cid, force=True, volumes=True)
 
     # -- COPY / ADD ------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -646,17 +675,35 @@ class Executor:
         )
         from_id, from_name = await self._copy_source(state, inst)
         async with contextlib.AsyncExitStack() as stack:
-            if inst.from_ is not None:
+
+            async def image_tree() -> ImageTree:
                 root = await stack.enter_async_context(self._view(from_id))
                 if root is None:
                     raise InvalidArgument(f"{loc}: {what} --from={from_name}: the image is empty")
-                ctx = ImageTree.of(root)
+                return ImageTree.of(root)
+
+            # an image's tree never changes: what its sources expand and hash to is kept,
+            # so a cached COPY --from needs no mount of that image
+            memo_key = json.dumps([from_id, sources, excludes, inst.parents])
+            memo = self.cache.sources.get(memo_key) if inst.from_ is not None else None
+            ctx: BuildContext | None = None
+            if memo is None:
+                ctx = await image_tree() if inst.from_ is not None else self.context
+                for src in sources:
+                    spec.groups.append(await self._expand_sources(ctx, [src], loc, what))
+                paths = [p for group in spec.groups for p in group]
+                content = await ctx.hash_paths(paths) if paths else ""
+                tree = ctx
+                one_dir = len(paths) == 1 and await asyncio.to_thread(
+                    lambda: tree.resolve(paths[0]).is_dir()
+                )
+                if inst.from_ is not None:
+                    self.cache.remember_sources(memo_key, (spec.groups, content, one_dir))
             else:
-                ctx = self.context
-            for src in sources:
-                spec.groups.append(await self._expand_sources(ctx, [src], loc, what))
-                spec.prefixes.append(_parents_prefix(src) if inst.parents else "")
-            paths = [p for group in spec.groups for p in group]
+                groups, content, one_dir = memo
+                spec.groups = [list(g) for g in groups]
+                paths = [p for group in spec.groups for p in group]
+            spec.prefixes = [_parents_prefix(src) if inst.parents else "" for src in sources]
             if spec.exclude is not None:
                 spec.groups = [
                     [p for p in group if not _excluded(spec.exclude, p)] for group in spec.groups
@@ -670,15 +717,9 @@ class Executor:
                 )
             if spec.staged and dest_dir_hint and any(not n for n, _, _ in spec.staged):
                 raise InvalidArgument(f"{loc}: cannot determine a file name from the URL")
-            content = await ctx.hash_paths(paths) if paths else ""
             content += "".join(staged_digests)
             chown = self._word(state, inst.chown) if inst.chown else ""
-            one_dir = (
-                len(paths) == 1
-                and not spec.staged
-                and await asyncio.to_thread(lambda: ctx.resolve(paths[0]).is_dir())
-            )
-            kind = "dir:" if one_dir else "file:"
+            kind = "dir:" if one_dir and not spec.staged else "file:"
             if count > 1:
                 kind = "multi:"
             if len(paths) == 1 and not spec.staged:
@@ -702,8 +743,9 @@ class Executor:
             )
             found = await self._cached(key)
             if found is None:
+                ctx = ctx or await image_tree()
                 found = await self._make_copy_layer(state, ctx, spec, chown, stack, created_by)
-                await self.cache.put(key, found)
+                found = await self.cache.put(key, found, replace=self.opts.no_cache)
             state.image_id = found
 
     async def _stage_inline(
@@ -722,7 +764,7 @@ class Executor:
         work = self.root / "build-tmp"
         await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
         tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="inline-", dir=work))
-        stack.push_async_callback(asyncio.to_thread, shutil.rmtree, tmp, True)
+        stack.push_async_callback(remove_dir, tmp)
         digests = []
         heredoc_lexer = Lexer(self.lexer.escape, raw_quotes=True)
         heredoc_lexer.raw_escapes = True
@@ -752,7 +794,11 @@ class Executor:
                 if files is None:
                     files = await ctx.files()
                 depth = clean.count("/")
-                hits = [f for f in files if f.count("/") == depth and fnmatch.fnmatchcase(f, clean)]
+                try:  # Go's filepath.Match, as dockerd: [^a] negates
+                    glob = go_glob(clean)
+                except InvalidArgument as err:
+                    raise InvalidArgument(f"{loc}: {what} {src}: {err}") from None
+                hits = [f for f in files if f.count("/") == depth and glob.match(f)]
                 if not hits:
                     raise BuildError(f"{loc}: {what} failed: no source files were specified")
                 out.extend(hits)
@@ -781,8 +827,10 @@ class Executor:
         parent_root = None if spec.link else view
         dest = spec.dest
 
-        def classify() -> tuple[Owner, bool, list[tuple[str, Path, bool, bool, str]]]:
-            owner = _owner(view, chown) if chown else Owner()
+        keep_owners = isinstance(ctx, ImageTree)  # COPY --from keeps the image's owners
+
+        def classify() -> tuple[Owner | None, bool, list[tuple[str, Path, bool, bool, str]]]:
+            owner = _owner(view, chown) if chown else (None if keep_owners else Owner())
             count = sum(len(g) for g in spec.groups) + len(spec.staged)
             dest_is_dir = spec.dest_dir_hint or count > 1 or _is_dir(parent_root, dest)
             found = []
@@ -797,15 +845,20 @@ class Executor:
 
         owner, dest_is_dir, found = await asyncio.to_thread(classify)
         items: list[CopyItem] = []
+        # missing directories and who owns them, as dockerd 20.10 makes them: a file's new
+        # parents get --chown's owner; a copied tree's new top dir too, but not its parents;
+        # an extracted archive keeps its entries' owners and its new parents are root's
+        file_parents: set[str] = set()
+        tops: set[str] = set()
         dirs_needed: set[str] = set()
         for rel, real, is_dir, is_archive, prefix in found:
             kept = _relative_to(rel, prefix) if spec.parents else ""
             if is_dir:
                 target = posixpath.join(dest, kept) if kept else dest
                 items.append(CopyItem(real, target, keep=_keeper(ctx, rel, spec.exclude)))
-                dirs_needed.add(target)
+                tops.add(target)
             elif is_archive:
-                items.append(CopyItem(await self._unpacked(real, stack), dest))
+                items.append(CopyItem(await self._unpacked(real, stack), dest, own=False))
                 dirs_needed.add(dest)
             else:
                 if kept:
@@ -815,24 +868,31 @@ class Executor:
                 else:
                     target = dest
                 items.append(CopyItem(real, target))
-                dirs_needed.add(posixpath.dirname(target))
+                file_parents.add(posixpath.dirname(target))
         for name, host, may_unpack in spec.staged:
             if may_unpack and spec.unpack and await asyncio.to_thread(_is_archive, host):
-                items.append(CopyItem(await self._unpacked(host, stack), dest))
+                items.append(CopyItem(await self._unpacked(host, stack), dest, own=False))
                 dirs_needed.add(dest)
                 continue
             target = posixpath.join(dest, posixpath.basename(name)) if dest_is_dir else dest
             items.append(CopyItem(host, target))
-            dirs_needed.add(posixpath.dirname(target))
+            file_parents.add(posixpath.dirname(target))
 
-        ordered = await asyncio.to_thread(_missing_dirs, parent_root, dirs_needed)
+        def missing() -> tuple[list[str], set[str]]:
+            ordered = _missing_dirs(parent_root, dirs_needed | tops | file_parents)
+            owned = set(_missing_dirs(parent_root, file_parents)) | (tops & set(ordered))
+            return ordered, set(ordered) - owned
+
+        ordered, root_dirs = await asyncio.to_thread(missing)
         dir_mtime = 0 if spec.link else None
         return await new_image(
             self.images,
             state.image_id,
             state.config,
             created_by,
-            lambda fh: write_copy_tar(fh, items, ordered, owner, spec.chmod, dir_mtime),
+            lambda fh: write_copy_tar(
+                fh, items, ordered, owner, spec.chmod, dir_mtime, root_dirs=root_dirs
+            ),
             state.author,
         )
 
@@ -841,7 +901,7 @@ class Executor:
         work = self.root / "build-tmp"
         await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
         tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="add-", dir=work))
-        stack.push_async_callback(asyncio.to_thread, shutil.rmtree, tmp, True)
+        stack.push_async_callback(remove_dir, tmp)
         await unpack_layer(archive, tmp, overlay=False, sync=False)
         return tmp
 
@@ -904,6 +964,19 @@ def _mount_stubs(changed: list[tuple[str, int]], targets: list[str]) -> set[str]
     }
     real = [path for path, _ in changed if path not in stubs and path not in targets]
     return {s for s in stubs if not any(r.startswith(s.rstrip("/") + "/") for r in real)}
+
+
+def _stage_config(base: dict[str, Any]) -> dict[str, Any]:
+    """The config a stage starts from, as dockerd's ``beginStage`` makes it: the base's
+    keys, ``User`` and ``WorkingDir`` always present (``""``), and the default ``PATH``
+    appended to ``Env`` when the base sets none (``FROM scratch`` too)."""
+    cfg = {k: base[k] for k in CONFIG_KEYS if base.get(k) is not None}
+    cfg.setdefault("User", "")
+    cfg.setdefault("WorkingDir", "")
+    env = list(cfg.get("Env") or [])
+    if not any(item.partition("=")[0] == "PATH" for item in env):
+        cfg["Env"] = [*env, "PATH=" + DEFAULT_PATH]
+    return cfg
 
 
 def _go_list(words: list[str]) -> str:
@@ -1031,7 +1104,7 @@ def _keeper(
             rel = path.relative_to(root).as_posix()
         except ValueError:
             return True
-        if not ctx.included(rel):
+        if not ctx.sent(rel, path):
             return False
         if exclude is None:
             return True

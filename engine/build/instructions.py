@@ -851,7 +851,7 @@ def _healthcheck(ctx: _Ctx, base: Instruction) -> Instruction:
             raise ctx.fail(f"--{name}: {err}") from None
         if value < 0:
             raise ctx.fail(f"--{name} cannot be negative")
-        if 0 < value < MIN_HEALTH_DURATION:
+        if value < MIN_HEALTH_DURATION:  # docker 20.10 refuses a 0 given explicitly too
             raise ctx.fail(f"--{name} {text!r} cannot be less than 1ms")
         durations[name] = value
     retries_text = flags.string("retries")
@@ -860,6 +860,8 @@ def _healthcheck(ctx: _Ctx, base: Instruction) -> Instruction:
         if not retries_text.isdigit():
             raise ctx.fail(f"invalid --retries {retries_text!r}: use a whole number")
         retries = int(retries_text)
+        if retries < 1:
+            raise ctx.fail(f"--retries must be at least 1 (not {retries})")
     return Healthcheck(
         base.line,
         base.original,

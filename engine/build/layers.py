@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,9 +150,7 @@ async def _store_layer(
             with open(fd, "wb") as fh:
                 hz = _GzipHasher(fh)
                 write_tar(hz)  # type: ignore[arg-type]
-                hz.close()
-                fh.flush()
-                os.fsync(fh.fileno())
+                hz.close()  # no fsync: this copy is only read back into the content store
             return hz
 
         hz = await asyncio.to_thread(build)
@@ -194,6 +192,7 @@ class CopyItem:
     source: Path
     dest: str
     keep: Callable[[Path], bool] | None = None  # children of a tree to include
+    own: bool = True  # False: entries keep their own owners (an extracted ADD archive)
 
 
 @dataclass
@@ -206,29 +205,35 @@ def write_copy_tar(
     out: BinaryIO,
     items: list[CopyItem],
     new_dirs: list[str],
-    owner: Owner,
+    owner: Owner | None,
     chmod: int | None,
     dir_mtime: int | None = None,
+    root_dirs: Collection[str] = (),
 ) -> None:
     """A layer tar of ``items`` (trees recursively) plus the missing parents ``new_dirs``
-    (with mtime ``dir_mtime``, default now)."""
+    (with mtime ``dir_mtime``, default now). ``owner`` None keeps each source's owner
+    (``COPY --from`` without ``--chown``); new parents are then root's, as are those in
+    ``root_dirs`` always."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for d in new_dirs:
             info = tarfile.TarInfo(d.strip("/"))
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
-            info.uid, info.gid = owner.uid, owner.gid
+            info.uid, info.gid = (owner.uid, owner.gid) if owner else (0, 0)
+            if d in root_dirs:
+                info.uid = info.gid = 0
             info.mtime = int(time.time()) if dir_mtime is None else dir_mtime
             tar.addfile(info)
         for item in items:
-            _add_tree(tar, item.source, item.dest.strip("/"), owner, chmod, item.keep, top=True)
+            who = owner if item.own else None
+            _add_tree(tar, item.source, item.dest.strip("/"), who, chmod, item.keep, top=True)
 
 
 def _add_tree(
     tar: tarfile.TarFile,
     path: Path,
     name: str,
-    owner: Owner,
+    owner: Owner | None,
     chmod: int | None,
     keep: Callable[[Path], bool] | None,
     top: bool = False,
@@ -236,7 +241,7 @@ def _add_tree(
     st = os.lstat(path)
     info = tarfile.TarInfo(name)
     info.mtime = int(st.st_mtime)
-    info.uid, info.gid = owner.uid, owner.gid
+    info.uid, info.gid = (owner.uid, owner.gid) if owner else (st.st_uid, st.st_gid)
     info.mode = chmod if chmod is not None else stat.S_IMODE(st.st_mode)
     if stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE

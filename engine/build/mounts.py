@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.build.context import BuildContext, ImageTree
+from engine.build.context import BuildContext, ImageTree, remove_dir
 from engine.build.instructions import Mount
 from engine.errors import InvalidArgument
 
@@ -98,7 +98,7 @@ class RunMounts:
             work = self.root / "build-tmp"
             await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
             self._tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="mnt-", dir=work))
-            self._stack.push_async_callback(asyncio.to_thread, shutil.rmtree, self._tmp, True)
+            self._stack.push_async_callback(remove_dir, self._tmp)
         return self._tmp
 
     async def __aenter__(self) -> RunMounts:
@@ -259,7 +259,7 @@ def _keeper(ctx: BuildContext) -> Callable[[Path], bool]:
             rel = path.relative_to(ctx.root).as_posix()
         except ValueError:
             return True
-        return ctx.included(rel)
+        return ctx.sent(rel, path)
 
     return keep
 

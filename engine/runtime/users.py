@@ -4,7 +4,7 @@ The rootfs's /etc/passwd and /etc/group are read through ``fsroot.read_file``: s
 inside the root, only regular files up to ``MAX_FILE`` bytes are read (a FIFO or /dev/zero
 in their place is refused, CVE-2024-9676), and no NSS code ever runs. Semantics follow
 docker: a numeric uid needs no passwd entry (gid 0, home /), an unknown *name* is an error,
-supplementary groups come from /etc/group membership plus ``--group-add``.
+supplementary groups are the primary group, /etc/group membership and ``--group-add``.
 """
 
 from __future__ import annotations
@@ -127,10 +127,10 @@ def resolve_user(root: Path, spec: str, group_add: list[str] | None = None) -> E
                     f"unable to find group {group_part}: no matching entries in group file"
                 )
             gid = found.gid
-    additional: list[int] = []
+    additional: list[int] = [gid]  # as docker: the primary group is a supplementary one too
     if name and not group_part:
         groups = groups if groups is not None else _groups(root)
-        additional = [g.gid for g in groups if name in g.members and g.gid != gid]
+        additional += [g.gid for g in groups if name in g.members and g.gid != gid]
     for extra in group_add or []:
         num = _parse_id(extra, "gid")
         if num is None:

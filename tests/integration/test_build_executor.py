@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from engine.build.context import BuildContext
-from engine.build.executor import BuildError
+from engine.build.executor import DEFAULT_PATH, BuildError
 from engine.build.service import BuildService
 from engine.digest import Digest, chain_ids
 from engine.engine import Engine
@@ -275,6 +275,30 @@ RUN cat /second.txt
     assert "Using cache" not in b.output and "2\n" in b.output
 
 
+async def test_stages_sharing_steps_rebuild_from_cache(
+    b: Builder, busybox: str, tmp_path: Path
+) -> None:
+    """Two stages that start with the same step build concurrently: they share one chain
+    of cache entries, so a rebuild runs nothing, and COPY --from keeps the owners."""
+    dockerfile = f"""FROM {busybox} AS one
+ARG VERSION=1.0
+RUN mkdir /out && echo one-$VERSION-$RANDOM > /out/one && chown -R 1000:50 /out
+
+FROM {busybox}
+ARG VERSION=1.0
+RUN echo two-$VERSION-$RANDOM > /two
+COPY --from=one /out/ /copied/
+"""
+    first = await b.build(tmp_path, dockerfile)
+    again = await b.build(tmp_path, dockerfile)
+    assert again == first
+    assert b.output.count(" ---> Using cache") == 5
+    assert " ---> Running in " not in b.output
+    tree = await b.tree(first)
+    assert (tree["copied/one"].uid, tree["copied/one"].gid) == (1000, 50)
+    assert (tree["copied"].uid, tree["copied"].gid) == (0, 0)
+
+
 async def test_failing_run(b: Builder, busybox: str, tmp_path: Path) -> None:
     with pytest.raises(BuildError) as info:
         await b.build(tmp_path, f"FROM {busybox}\nRUN echo bad; exit 3\n", tags=["never:1"])
@@ -312,7 +336,10 @@ CMD ["/app/run"]
     tree = await b.tree(image_id)
     assert set(tree) == {"app", "app/made.txt", "app/extra", "app/copied.txt", "app/via-link.txt"}
     assert tree["app/via-link.txt"].sha256 == tree["app/made.txt"].sha256
-    assert cfg["config"]["Cmd"] == ["/app/run"] and cfg["config"]["Env"] == ["MODE=final"]
+    assert cfg["config"]["Cmd"] == ["/app/run"]
+    # FROM scratch starts with dockerd's default PATH, and an empty User and WorkingDir
+    assert cfg["config"]["Env"] == [f"PATH={DEFAULT_PATH}", "MODE=final"]
+    assert cfg["config"]["User"] == "" and cfg["config"]["WorkingDir"] == ""
     builder_only = await b.build(tmp_path, dockerfile, target="builder")
     assert "Step 4/4" in b.output and "Step 5/" not in b.output
     btree = await b.tree(builder_only)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import bz2
+import concurrent.futures
 import gzip
 import io
 import lzma
 import os
+import shutil
 import tarfile
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from engine.build.context import BuildContext, ContextError
+from engine.build.context import SCRATCH, BuildContext, ContextError, _unpack
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -91,7 +94,10 @@ async def test_excluded_dir_descended_only_for_exceptions(tmp_path: Path) -> Non
         },
     )
     ctx = await BuildContext.from_directory(tmp_path)
-    assert await ctx.files() == [".dockerignore", "Dockerfile", "docs/keep.txt"]
+    # docs is sent as the parent of what the exception re-includes (the docker CLI walks in)
+    assert await ctx.files() == [".dockerignore", "Dockerfile", "docs", "docs/keep.txt"]
+    assert ctx.resolve("docs").is_dir() and not ctx.sent("docs/other.txt")
+    assert not ctx.sent("build", tmp_path / "build")
 
 
 async def test_dockerfile_elsewhere_and_its_own_ignore_file(tmp_path: Path) -> None:
@@ -267,6 +273,54 @@ async def test_tar_context_named_dockerfile(tmp_path: Path) -> None:
         await ctx.close()
 
 
+async def test_tar_context_goes_to_tmpfs(tmp_path: Path) -> None:
+    if os.statvfs(SCRATCH).f_bavail * os.statvfs(SCRATCH).f_frsize < 512 << 20:
+        pytest.skip(f"{SCRATCH} has too little room here")
+    async with await BuildContext.from_tar(chunks_of(make_tar(GOOD))) as ctx:
+        root = ctx.root
+        assert root.parent == Path(SCRATCH) and root.stat().st_mode & 0o777 == 0o700
+        assert (root / "app" / "run.sh").read_bytes() == b"#!/bin/sh\n"
+    assert not root.exists()
+
+
+def test_context_outgrowing_its_budget_moves_to_disk(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    first.mkdir()
+    roots = [first]
+    try:
+        _unpack(iter([make_tar(GOOD)]), roots, budget=1600)  # spills after a few entries
+        assert len(roots) == 2 and not first.exists()
+        root = roots[1]
+        run = root / "app" / "run.sh"
+        assert run.read_bytes() == b"#!/bin/sh\n" and run.stat().st_mode & 0o777 == 0o755
+        assert run.stat().st_mtime == 1_600_000_000
+        assert os.readlink(root / "app" / "link") == "run.sh"
+        assert (root / "app" / "hard").read_bytes() == b"#!/bin/sh\n"
+        assert (root / "key.secret").read_bytes() == b"k"
+    finally:
+        for root in roots[1:]:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_tar_context_drops_listed_dockerfile_but_keeps_its_dir(tmp_path: Path) -> None:
+    """As the docker CLI + dockerd: the CLI sends build/Special.dockerfile despite the
+    ``build`` pattern, so build/ exists; dockerd then removes the listed Dockerfile."""
+    data = make_tar(
+        [
+            reg(".dockerignore", b"build\n"),
+            reg("build/Special.dockerfile", b"FROM x\nCOPY . /\n"),
+            reg("build/out.bin", b"o"),
+            reg("data.txt", b"d"),
+        ]
+    )
+    name = "build/Special.dockerfile"
+    async with await BuildContext.from_tar(chunks_of(data), name, tmp_path) as ctx:
+        assert ctx.dockerfile == b"FROM x\nCOPY . /\n"
+        assert await ctx.files() == [".dockerignore", "build", "data.txt"]
+        with pytest.raises(ContextError):
+            ctx.resolve(name)
+
+
 HOSTILE = [
     ([reg("Dockerfile", b"x"), reg("../evil", b"e")], "leads outside the context"),
     ([reg("a/../../evil", b"e")], "leads outside the context"),
@@ -353,3 +407,24 @@ async def test_cancelled_upload_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_close_cancelled_before_its_thread_runs_still_removes(tmp_path: Path) -> None:
+    """The API cancels a handler whose client hung up; a removal queued behind busy worker
+    threads must still happen."""
+    ctx = await BuildContext.from_tar(chunks_of(make_tar(GOOD)), None, tmp_path)
+    root = ctx.root
+    loop = asyncio.get_running_loop()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(pool)
+    release = threading.Event()
+    busy = loop.run_in_executor(None, release.wait)  # the only worker is taken
+    closing = asyncio.create_task(ctx.close())
+    await asyncio.sleep(0.05)  # close() now waits for a thread
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    release.set()
+    await busy
+    await asyncio.to_thread(lambda: None)  # runs after the queued removal
+    assert not root.exists()

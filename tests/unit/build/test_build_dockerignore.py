@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from engine.build.dockerignore import PatternMatcher, clean_pattern, for_build, read_patterns
+from engine.build.dockerignore import (
+    PatternMatcher,
+    clean_pattern,
+    for_build,
+    go_glob,
+    read_patterns,
+)
 from engine.errors import InvalidArgument
 
 
@@ -130,3 +136,30 @@ def test_build_files_always_sent() -> None:
     untouched = for_build(["*.log"], "Dockerfile")
     assert untouched.excluded("x.log")
     assert [p.text for p in untouched.patterns] == ["*.log"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "hit"),
+    [
+        ("file[!a].txt", "filea.txt", True),  # Go: ! is a plain character in a class
+        ("file[!a].txt", "file!.txt", True),
+        ("file[!a].txt", "fileb.txt", False),
+        ("file[^a].txt", "fileb.txt", True),  # Go negates with ^
+        ("file[^a].txt", "filea.txt", False),
+        ("[a-c]?.md", "b1.md", True),
+        ("[]a]", "]", True),
+        ("*.conf", "sub/a.conf", False),  # * and ? stop at /
+        ("sub/?.conf", "sub/a.conf", True),
+        ("a\\*", "a*", True),
+        ("a\\*", "ab", False),
+        ("a.b", "axb", False),
+        ("(x)+", "(x)+", True),
+    ],
+)
+def test_go_glob(pattern: str, name: str, hit: bool) -> None:
+    assert bool(go_glob(pattern).match(name)) is hit
+
+
+def test_go_glob_bad_pattern() -> None:
+    with pytest.raises(InvalidArgument, match=r"syntax error in pattern 'file\[ab'"):
+        go_glob("file[ab")

@@ -398,6 +398,9 @@ def test_healthcheck_forms() -> None:
         ("HEALTHCHECK --interval=5 CMD x", "invalid duration '5'"),
         ("HEALTHCHECK --timeout=10us CMD x", "cannot be less than 1ms"),
         ("HEALTHCHECK --retries=-1 CMD x", "invalid --retries"),
+        # docker 20.10 refuses these two as well (checked against dockerd)
+        ("HEALTHCHECK --retries=0 CMD x", "--retries must be at least 1 (not 0)"),
+        ("HEALTHCHECK --interval=0s CMD x", "cannot be less than 1ms"),
         ("HEALTHCHECK --every=1s CMD x", "unknown flag: --every"),
     ],
 )
