@@ -128,6 +128,10 @@ async def flood_latency(keys: int) -> Flood:
             view = app.query_one("#t1", WatchedView)
             await typing.start()
             await pilot.pause(0.2)
+            # the dashboard freezes its heap once it has drawn everything (tui/app.py), so
+            # full collections during a flood only scan what came after; do as it does
+            gc.freeze()
+            stack.callback(gc.unfreeze)
             await flood.start()
             await _until(lambda: flood.bytes_fed > 1_000_000)
             stop = asyncio.Event()
