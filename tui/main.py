@@ -16,17 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import aiodocker
 
-from tui.cli import build as build_verbs
-from tui.cli import containers as container_verbs
-from tui.cli import cp as cp_verbs
-from tui.cli import images as image_verbs
-from tui.cli import images_archive as archive_verbs
-from tui.cli import login as login_verbs
-from tui.cli import networks as network_verbs
-from tui.cli import registry as registry_verbs
-from tui.cli import scan as scan_verbs
-from tui.cli.dockerconfig import CredentialError
-from tui.cli.images import VerbError
+from tui import cmdproto
 from tui.client import EngineOptions, EngineSelectionError, connect
 
 Verb = Callable[[aiodocker.Docker, argparse.Namespace], Awaitable[int]]
@@ -57,7 +47,9 @@ def _engine_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, verbs: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; ``verbs=False`` gives only the dashboard's options (the
+    verbs' modules are then never imported, which keeps the dashboard's start quick)."""
     parser = argparse.ArgumentParser(
         prog="portside",
         description="Keyboard-driven dashboard and engine for containers.",
@@ -66,6 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-D", "--debug", action="store_true", help="debug logging")
     parser.add_argument("-v", "--version", action="store_true", help="print the version")
     _engine_options(parser, top=True)
+    if not verbs:
+        parser.set_defaults(verb=None)
+        return parser
+    from tui.cli import build as build_verbs
+    from tui.cli import containers as container_verbs
+    from tui.cli import cp as cp_verbs
+    from tui.cli import images as image_verbs
+    from tui.cli import images_archive as archive_verbs
+    from tui.cli import login as login_verbs
+    from tui.cli import networks as network_verbs
+    from tui.cli import registry as registry_verbs
+    from tui.cli import scan as scan_verbs
+
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
 
     sub.add_parser("serve", help="run the engine daemon (Docker Engine API)", add_help=False)
@@ -186,7 +191,9 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
         from engine.embedded import serve_main
 
         return serve_main(argv[1:])
-    parser = parser or build_parser()
+    if parser is None:
+        dashboard = cmdproto.verb_of(argv) is None and not {"-h", "--help"} & set(argv)
+        parser = build_parser(verbs=not dashboard)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
@@ -203,6 +210,9 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
         from tui.launch import open_dashboard
 
         return open_dashboard(_options(args), theme=args.theme)
+    from tui.cli.dockerconfig import CredentialError
+    from tui.cli.images import VerbError
+
     try:
         return asyncio.run(_run_verb(args.func, args))
     except VerbError as err:
