@@ -13,6 +13,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.inspect import InspectScreen
 from tui.screens.pull import PullScreen
+from tui.widgets.layer_progress import LayerList
 
 
 def table(app: PortsideApp) -> Any:
@@ -137,7 +138,11 @@ async def test_pull_dialog_shows_layers(
             layers = int(
                 await cli(dockerd, "image", "inspect", "--format", "{{len .RootFS.Layers}}", ref)
             )
-            assert len(progress.layers) == layers == len(dialog.rows)
+            assert (
+                len(progress.layers)
+                == layers
+                == len(dialog.query_one("#pull-layers", LayerList).rows)
+            )
             assert all(layer.done for layer in progress.layers.values())
             assert progress.summary.startswith("Downloaded newer image for")
             pulled = await image_id(dockerd, ref)

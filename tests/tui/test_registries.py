@@ -34,6 +34,7 @@ from tui.screens.registry_browse import ManifestScreen, RepositoriesScreen, Tags
 from tui.screens.registry_login import LoginScreen
 from tui.screens.registry_push import PushScreen
 from tui.widgets.header import CONNECTED
+from tui.widgets.layer_progress import LayerList
 
 BUSYBOX = "test/busybox:1"
 
@@ -152,7 +153,7 @@ async def test_login_push_logout(
             progress = push.progress
             assert progress is not None and progress.layers
             assert all(layer.done for layer in progress.layers.values())
-            assert len(push.rows) == len(progress.layers)
+            assert len(push.query_one("#push-layers", LayerList).rows) == len(progress.layers)
             assert progress.digest == remote_digest(registry_tls, repo_path, "1")
             await pilot.press("escape")
 
@@ -267,7 +268,8 @@ async def test_browse_and_pull_on_portside(
         await wait_for(pilot, lambda: pull.progress is not None and not pull.running, "pull")
         assert pull.finished_error is None
         short = {lay["Digest"].removeprefix("sha256:")[:12] for lay in layers}
-        assert pull.rows and set(pull.rows) <= short
+        rows = pull.query_one("#pull-layers", LayerList).rows
+        assert rows and set(rows) <= short
         assert pull.progress is not None
         assert all(layer.done for layer in pull.progress.layers.values())
         docker = app.docker

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 import aiodocker
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widget import Widget
@@ -24,7 +24,7 @@ from tui.cli import dockerconfig
 from tui.messages import PullEvent, PullFinished
 from tui.pull_progress import PullProgress
 from tui.sync import one_line
-from tui.widgets.layer_progress import LayerProgress, bar
+from tui.widgets.layer_progress import LayerList, bar
 
 if TYPE_CHECKING:
     from tui.app import PortsideApp
@@ -86,7 +86,6 @@ class PullScreen(ModalScreen[None]):
         super().__init__()
         self.initial = reference
         self.progress: PullProgress | None = None
-        self.rows: dict[str, LayerProgress] = {}
         self.running = False
         self.finished_error: str | None = None
 
@@ -96,7 +95,7 @@ class PullScreen(ModalScreen[None]):
             yield Input(self.initial, placeholder="registry/repository:tag", id="pull-ref")
             yield Static("", id="pull-status")
             yield TotalBar()
-            yield VerticalScroll(id="pull-layers")
+            yield LayerList(id="pull-layers")
             yield Label("enter pulls · escape closes (and cancels a running pull)", classes="hint")
         yield Footer()
 
@@ -124,8 +123,7 @@ class PullScreen(ModalScreen[None]):
     def begin(self, reference: str) -> None:
         """Reset the dialog for a pull of ``reference`` whose events are about to arrive."""
         self.progress = PullProgress(reference)
-        self.rows.clear()
-        self.query_one("#pull-layers", VerticalScroll).remove_children()
+        self.query_one("#pull-layers", LayerList).clear()
         ref_input = self.query_one("#pull-ref", Input)
         ref_input.value = reference
         ref_input.disabled = True
@@ -159,12 +157,7 @@ class PullScreen(ModalScreen[None]):
         layer_id = self.progress.feed(message.event)
         if layer_id is not None:
             layer = self.progress.layers[layer_id]
-            row = self.rows.get(layer_id)
-            if row is None:
-                row = self.rows[layer_id] = LayerProgress(layer)
-                self.query_one("#pull-layers", VerticalScroll).mount(row)
-            else:
-                row.update_layer(layer)
+            self.query_one("#pull-layers", LayerList).show(layer)
         elif self.progress.lines:
             self._status(Content.assemble(("◌ ", "$warning"), self.progress.lines[-1]))
         self._draw_total()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
@@ -22,7 +22,7 @@ from textual.widgets import Footer, Input, Label, Static
 from tui import keymap
 from tui.registries import PushProgress, RegistryProblem, push_image, split_target
 from tui.screens.pull import TotalBar
-from tui.widgets.layer_progress import LayerProgress
+from tui.widgets.layer_progress import LayerList
 
 if TYPE_CHECKING:
     from tui.app import PortsideApp
@@ -68,7 +68,6 @@ class PushScreen(ModalScreen[None]):
         self.source = source
         self.target = target
         self.progress: PushProgress | None = None
-        self.rows: dict[str, LayerProgress] = {}
         self.running = False
         self.finished_error: str | None = None
 
@@ -81,7 +80,7 @@ class PushScreen(ModalScreen[None]):
             yield Input(self.target, placeholder="registry:5000/team/app:1.2", id="push-target")
             yield Static("", id="push-status")
             yield TotalBar()
-            yield VerticalScroll(id="push-layers")
+            yield LayerList(id="push-layers")
             yield Label("enter pushes · escape closes (and cancels a running push)", classes="hint")
         yield Footer()
 
@@ -117,8 +116,7 @@ class PushScreen(ModalScreen[None]):
     def begin(self, target: str, source: str) -> None:
         """Reset the dialog for a push whose events are about to arrive."""
         self.progress = PushProgress(target)
-        self.rows.clear()
-        self.query_one("#push-layers", VerticalScroll).remove_children()
+        self.query_one("#push-layers", LayerList).clear()
         for field in ("#push-source", "#push-target"):
             self.query_one(field, Input).disabled = True
         self.query_one(TotalBar).display = True
@@ -147,12 +145,7 @@ class PushScreen(ModalScreen[None]):
         layer_id = self.progress.feed(message.event)
         if layer_id is not None:
             layer = self.progress.layers[layer_id]
-            row = self.rows.get(layer_id)
-            if row is None:
-                row = self.rows[layer_id] = LayerProgress(layer)
-                self.query_one("#push-layers", VerticalScroll).mount(row)
-            else:
-                row.update_layer(layer)
+            self.query_one("#push-layers", LayerList).show(layer)
         elif self.progress.lines:
             self._status("◌ ", self.progress.lines[-1])
         self._draw_total()

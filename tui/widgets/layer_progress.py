@@ -1,7 +1,9 @@
-"""One row of the pull dialog: a layer's id, status word, progress bar and byte counts."""
+"""Per-layer progress for the pull and push dialogs: ``LayerProgress`` is one layer's row (id,
+status word, bar, byte counts), ``LayerList`` the scrolling list of them, one per layer id."""
 
 from __future__ import annotations
 
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
 
@@ -61,3 +63,23 @@ class LayerProgress(Widget):
             parts.append(" ")
         parts.append(sizes.rjust(SIZE_WIDTH))
         return Content.assemble(*parts)
+
+
+class LayerList(VerticalScroll):
+    """One ``LayerProgress`` row per layer id, added as layers appear and redrawn in place."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: dict[str, LayerProgress] = {}
+
+    def show(self, layer: LayerState) -> None:
+        row = self.rows.get(layer.id)
+        if row is None:
+            row = self.rows[layer.id] = LayerProgress(layer)
+            self.mount(row)
+        else:
+            row.update_layer(layer)
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.remove_children()
