@@ -11,60 +11,24 @@ COPY/ADD step from host files (regular files, directories, symlinks) under a des
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import stat
 import tarfile
-import tempfile
 import time
-import zlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from engine.digest import Digest, chain_ids
+from engine.digest import Digest
 from engine.errors import PortsideError
 from engine.platform import host_platform
-from engine.store.metadata import LayerRow
+from engine.store.new_layer import store_layer
 
 if TYPE_CHECKING:
     from engine.images import ImageService
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-_CHUNK = 1 << 20
-
-
-class _GzipHasher:
-    """Write-only file: hashes the raw tar (DiffID) and its gzip form (blob digest)."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.diff = hashlib.sha256()
-        self.blob = hashlib.sha256()
-        self.size = 0
-        self.z = zlib.compressobj(6, zlib.DEFLATED, 31)
-
-    def write(self, data: bytes) -> int:
-        self.diff.update(data)
-        self._emit(self.z.compress(data))
-        return len(data)
-
-    def _emit(self, data: bytes) -> None:
-        if data:
-            self.blob.update(data)
-            self.size += len(data)
-            self.out.write(data)
-
-    def close(self) -> None:
-        self._emit(self.z.flush())
-
-    def flush(self) -> None:
-        pass
 
 
 def rfc3339() -> str:
@@ -140,49 +104,8 @@ async def _store_layer(
     images: ImageService, diff_ids: list[str], write_tar: Callable[[BinaryIO], None]
 ) -> tuple[dict[str, Any], str, int]:
     """Compress, store and apply one layer; (manifest entry, diff id, unpacked size)."""
-    work = images.content.root.parent / "build-tmp"
-    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
-    fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix="layer-", dir=work)
-    tmp = Path(name)
-    try:
-
-        def build() -> _GzipHasher:
-            with open(fd, "wb") as fh:
-                hz = _GzipHasher(fh)
-                write_tar(hz)  # type: ignore[arg-type]
-                hz.close()  # no fsync: this copy is only read back into the content store
-            return hz
-
-        hz = await asyncio.to_thread(build)
-        diff_id = Digest.parse("sha256:" + hz.diff.hexdigest())
-        blob = Digest.parse("sha256:" + hz.blob.hexdigest())
-        async with images.content.writer(blob, hz.size) as writer:
-            if writer is not None:
-                with open(tmp, "rb") as fh:
-                    while chunk := await asyncio.to_thread(fh.read, _CHUNK):
-                        await writer.write(chunk)
-                await writer.commit()
-    finally:
-        await asyncio.to_thread(lambda: tmp.unlink(missing_ok=True))
-    chains = chain_ids([Digest.parse(d) for d in [*diff_ids, str(diff_id)]])
-    parent_chain = chains[-2] if len(chains) > 1 else None
-    result = await images.snapshots.apply(
-        chains[-1], parent_chain, images.content.path(blob), diff_id
-    )
-    await images.metadata.run(
-        images.metadata.put_layer,
-        LayerRow(
-            chain_id=str(chains[-1]),
-            diff_id=str(diff_id),
-            parent=str(parent_chain) if parent_chain else None,
-            blob_digest=str(blob),
-            media_type=OCI_LAYER_GZIP,
-            blob_size=hz.size,
-            size=result.size,
-        ),
-    )
-    entry = {"mediaType": OCI_LAYER_GZIP, "digest": str(blob), "size": hz.size}
-    return entry, str(diff_id), result.size
+    layer = await store_layer(images, diff_ids, write_tar, images.content.root.parent / "build-tmp")
+    return layer.descriptor(), str(layer.diff_id), layer.size
 
 
 @dataclass

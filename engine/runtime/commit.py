@@ -10,28 +10,21 @@ history entry) and manifest are recorded like a pulled image.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
 import shlex
-import time
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from engine.digest import Digest, chain_ids
+from engine.digest import Digest
 from engine.errors import InvalidArgument, PortsideError
 from engine.reference import Reference
-from engine.store.metadata import LayerRow
+from engine.store.new_layer import store_layer
 
 if TYPE_CHECKING:
     from engine.images import ImageService
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 _CONFIG_KEYS = (
     "User",
     "ExposedPorts",
@@ -46,38 +39,6 @@ _CONFIG_KEYS = (
     "OnBuild",
     "Shell",
 )
-_CHUNK = 1 << 20
-
-
-class _HashingGzip:
-    """A write-only file: hashes what it is given (DiffID) and writes it gzip-compressed
-    to ``out`` while hashing that too (blob digest)."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.diff = hashlib.sha256()
-        self.blob = hashlib.sha256()
-        self.size = 0
-        self.raw_size = 0
-        self.z = zlib.compressobj(6, zlib.DEFLATED, 31)
-
-    def write(self, data: bytes) -> int:
-        self.diff.update(data)
-        self.raw_size += len(data)
-        self._emit(self.z.compress(data))
-        return len(data)
-
-    def _emit(self, data: bytes) -> None:
-        if data:
-            self.blob.update(data)
-            self.size += len(data)
-            self.out.write(data)
-
-    def close(self) -> None:
-        self._emit(self.z.flush())
-
-    def flush(self) -> None:
-        pass
 
 
 def _instruction_value(text: str) -> Any:
@@ -202,77 +163,34 @@ async def commit(
         {k: container_config.get(k) for k in _CONFIG_KEYS if container_config.get(k) is not None},
         changes,
     )
-    tmp = workdir / f"commit-{os.getpid()}-{time.monotonic_ns()}.tar.gz"
-    try:
-
-        def build() -> _HashingGzip:
-            with open(tmp, "wb") as fh:
-                hz = _HashingGzip(fh)
-                write_tar(hz)  # type: ignore[arg-type]
-                hz.close()
-                fh.flush()
-                os.fsync(fh.fileno())
-            return hz
-
-        hz = await asyncio.to_thread(build)
-        diff_id = Digest.parse("sha256:" + hz.diff.hexdigest())
-        blob_digest = Digest.parse("sha256:" + hz.blob.hexdigest())
-        async with images.gc.lease():
-            async with images.content.writer(blob_digest, hz.size) as writer:
-                if writer is not None:
-                    with open(tmp, "rb") as fh:
-                        while chunk := await asyncio.to_thread(fh.read, _CHUNK):
-                            await writer.write(chunk)
-                    await writer.commit()
-            diff_ids = [
-                *((parent_config.get("rootfs") or {}).get("diff_ids") or []),
-                str(diff_id),
-            ]
-            chains = chain_ids([Digest.parse(d) for d in diff_ids])
-            parent_chain = chains[-2] if len(chains) > 1 else None
-            result = await images.snapshots.apply(
-                chains[-1], parent_chain, images.content.path(blob_digest), diff_id
-            )
-            await images.metadata.run(
-                images.metadata.put_layer,
-                LayerRow(
-                    chain_id=str(chains[-1]),
-                    diff_id=str(diff_id),
-                    parent=str(parent_chain) if parent_chain else None,
-                    blob_digest=str(blob_digest),
-                    media_type=OCI_LAYER_GZIP,
-                    blob_size=hz.size,
-                    size=result.size,
-                ),
-            )
-            created = _rfc3339()
-            history = list(parent_config.get("history") or [])
-            entry: dict[str, Any] = {"created": created, "created_by": created_by}
-            if comment:
-                entry["comment"] = comment
-            if author:
-                entry["author"] = author
-            history.append(entry)
-            config = {
-                "architecture": parent_config.get("architecture", ""),
-                "os": parent_config.get("os", "linux"),
-                **({"variant": parent_config["variant"]} if parent_config.get("variant") else {}),
-                "created": created,
-                **({"author": author} if author else {}),
-                "config": new_cfg,
-                "container": container_id,
-                "rootfs": {"type": "layers", "diff_ids": diff_ids},
-                "history": history,
-            }
-            layers = list(parent_manifest.get("layers") or [])
-            layers.append(
-                {"mediaType": OCI_LAYER_GZIP, "digest": str(blob_digest), "size": hz.size}
-            )
-            image_id = await images.record_image(
-                config, layers, size=parent_row.size + result.size, tagged=target is not None
-            )
-            if target is not None:
-                await images.metadata.run(images.metadata.set_tag, target.tagged_str(), image_id)
-    finally:
-        await asyncio.to_thread(lambda: tmp.unlink(missing_ok=True))
+    async with images.gc.lease():
+        parent_diff_ids = list((parent_config.get("rootfs") or {}).get("diff_ids") or [])
+        layer = await store_layer(images, parent_diff_ids, write_tar, workdir)
+        diff_ids = [*parent_diff_ids, str(layer.diff_id)]
+        created = _rfc3339()
+        history = list(parent_config.get("history") or [])
+        entry: dict[str, Any] = {"created": created, "created_by": created_by}
+        if comment:
+            entry["comment"] = comment
+        if author:
+            entry["author"] = author
+        history.append(entry)
+        config = {
+            "architecture": parent_config.get("architecture", ""),
+            "os": parent_config.get("os", "linux"),
+            **({"variant": parent_config["variant"]} if parent_config.get("variant") else {}),
+            "created": created,
+            **({"author": author} if author else {}),
+            "config": new_cfg,
+            "container": container_id,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": history,
+        }
+        layers = list(parent_manifest.get("layers") or [])
+        layers.append(layer.descriptor())
+        image_id = await images.record_image(
+            config, layers, size=parent_row.size + layer.size, tagged=target is not None
+        )
+        if target is not None:
+            await images.metadata.run(images.metadata.set_tag, target.tagged_str(), image_id)
     return image_id
