@@ -19,16 +19,15 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiodocker
 from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import Screen
 
 import themes
 from tui import keymap
-from tui.client import EngineChoice, EngineSelectionError, normalise_url
+from tui.client import EngineChoice, EngineSelectionError, normalise_url, open_client
 from tui.commands import palette_commands
 from tui.config import ConfigError, DashboardConfig, load_dashboard_config
 from tui.messages import (
@@ -63,7 +62,10 @@ from tui.widgets.header import CONNECTED, CONNECTING, UNREACHABLE, Counts
 from tui.widgets.stats_sample import Sample
 from tui.widgets.terminals import TerminalsPanel
 
-Connector = Callable[[], Awaitable[aiodocker.Docker]]
+if TYPE_CHECKING:
+    import aiodocker
+
+Connector = Callable[[], Awaitable["aiodocker.Docker"]]
 EmbeddedStarter = Callable[[], AbstractAsyncContextManager[str]]  # yields the engine's URL
 ROW_STATS_INTERVAL = 5.0  # seconds between one-shot stats of the visible running rows
 EMBEDDED_STOP_TIMEOUT = 30.0  # seconds an embedded engine gets to shut down on quit
@@ -268,7 +270,7 @@ class PortsideApp(App[int]):
         self.engine_name, self.engine_url = name, url
 
         async def connect() -> aiodocker.Docker:
-            return aiodocker.Docker(url=url)
+            return await open_client(url)
 
         self.sync = self._make_sync(connector or connect, name, url)
         # Queued behind whatever the old worker posted, so stale rows never come back.
@@ -507,6 +509,8 @@ class PortsideApp(App[int]):
         self.run_worker(self._container_action(row, verb), group="actions")
 
     async def _container_action(self, row: ContainerRow, verb: str) -> None:
+        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
         summary = f"{_PAST.get(verb, verb)} {row.name}"
         docker = self.docker
         if docker is None:
@@ -520,7 +524,7 @@ class PortsideApp(App[int]):
                 await getattr(container, verb)()
             else:
                 raise ValueError(f"unknown container action {verb!r}")
-        except aiodocker.DockerError as err:
+        except DockerError as err:
             self.post_message(
                 ActionFinished(f"{verb.capitalize()} {row.name}", error=one_line(err.message))
             )
@@ -531,6 +535,8 @@ class PortsideApp(App[int]):
         self.run_worker(self._image_remove(row), group="actions")
 
     async def _image_remove(self, row: ImageRow) -> None:
+        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
         name = row.reference if not row.dangling else row.id
         docker = self.docker
         if docker is None:
@@ -538,7 +544,7 @@ class PortsideApp(App[int]):
             return
         try:
             await docker.images.delete(name)
-        except aiodocker.DockerError as err:
+        except DockerError as err:
             self.post_message(
                 ActionFinished(f"Remove {row.reference}", error=one_line(err.message))
             )
@@ -564,6 +570,8 @@ class PortsideApp(App[int]):
         self.run_worker(self._object_action(kind, verb, target, label or target), group="actions")
 
     async def _object_action(self, kind: str, verb: str, target: str, label: str) -> None:
+        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
         plural = f"{kind}s"
         what = f"{kind} {label}" if target else f"unused {plural}"
         docker = self.docker
@@ -592,7 +600,7 @@ class PortsideApp(App[int]):
                 summary = f"Pruned {len(gone or [])} {plural}"
             else:
                 raise ValueError(f"unknown {kind} action {verb!r}")
-        except aiodocker.DockerError as err:
+        except DockerError as err:
             self.post_message(
                 ActionFinished(f"{verb.capitalize()} {what}", error=one_line(err.message))
             )
@@ -740,7 +748,7 @@ def build_dashboard(
     url = docker_url or default_engine_url()
 
     async def connect() -> aiodocker.Docker:
-        return aiodocker.Docker(url=url)
+        return await open_client(url)
 
     # After the first full render, everything alive (Textual, the widgets, the first rows)
     # stays alive: freezing it spares every later full GC from walking it, which took

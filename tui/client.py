@@ -5,19 +5,27 @@ of the config file), ``PORTSIDE_HOST``, a running ``portside serve`` on the defa
 else the embedded engine started in this process on a private socket. Options that
 configure an engine (``--root``, ``--insecure-registry``, ``--registry-mirror``) always
 select the embedded engine. ``engine_choices`` lists every engine the in-app picker offers.
+
+aiodocker (with aiohttp, ~140 ms of imports) is loaded only when a client is made: the
+dashboard paints its first frame without it and ``open_client`` loads it in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import importlib
 import json
 import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import aiodocker
+if TYPE_CHECKING:
+    import aiodocker
 
 LOCAL_SERVE = "portside serve"  # the name of a running local engine found on its socket
 
@@ -198,12 +206,22 @@ def engine_config_overrides(options: EngineOptions) -> dict[str, object]:
     }
 
 
+async def open_client(url: str) -> aiodocker.Docker:
+    """An aiodocker client for ``url``; the first call imports aiodocker in a thread, so an
+    event loop that is drawing a screen never stalls on those imports."""
+    if "aiodocker" not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, "aiodocker")
+    import aiodocker
+
+    return aiodocker.Docker(url=url)
+
+
 @contextlib.asynccontextmanager
 async def connect(options: EngineOptions) -> AsyncIterator[tuple[aiodocker.Docker, str]]:
     """Yield a connected aiodocker client and the engine's display name."""
     target = resolve_target(options)
     if target.url is not None:
-        docker = aiodocker.Docker(url=target.url)
+        docker = await open_client(target.url)
         try:
             yield docker, target.name
         finally:
@@ -212,7 +230,7 @@ async def connect(options: EngineOptions) -> AsyncIterator[tuple[aiodocker.Docke
     from engine.embedded import embedded_engine
 
     async with embedded_engine(**engine_config_overrides(options)) as url:
-        docker = aiodocker.Docker(url=url)
+        docker = await open_client(url)
         try:
             yield docker, target.name
         finally:

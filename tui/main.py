@@ -13,13 +13,15 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-
-import aiodocker
+from typing import TYPE_CHECKING
 
 from tui import cmdproto
 from tui.client import EngineOptions, EngineSelectionError, connect
 
-Verb = Callable[[aiodocker.Docker, argparse.Namespace], Awaitable[int]]
+if TYPE_CHECKING:
+    import aiodocker
+
+Verb = Callable[["aiodocker.Docker", argparse.Namespace], Awaitable[int]]
 
 _ENGINE_FLAGS = ("host", "context", "root", "insecure_registry", "registry_mirror")
 
@@ -210,6 +212,8 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
         from tui.launch import open_dashboard
 
         return open_dashboard(_options(args), theme=args.theme)
+    from aiodocker import DockerError
+
     from tui.cli.dockerconfig import CredentialError
     from tui.cli.images import VerbError
 
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
     except CredentialError as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
-    except aiodocker.DockerError as err:
+    except DockerError as err:
         print(f"Error response from daemon: {err.message}", file=sys.stderr)
         return 1
     except EngineSelectionError as err:

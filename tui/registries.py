@@ -17,17 +17,17 @@ import ipaddress
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import aiodocker
+from typing import TYPE_CHECKING, Any
 
 from tui.cli import dockerconfig
 from tui.cli.dockerconfig import CredentialError, Credentials
-from tui.cli.images import _split_ref
-from tui.cli.login import verify
-from tui.cli.registry import PREFIX, _auth_headers, _path
+from tui.problems import Problem
 from tui.pull_progress import DOWNLOAD, LayerState
+from tui.refs import split_ref
 from tui.sync import one_line
+
+if TYPE_CHECKING:
+    import aiodocker
 
 NOT_PORTSIDE = (
     "browsing registries needs a portside engine; this engine has no /portside/v1 endpoints "
@@ -35,12 +35,9 @@ NOT_PORTSIDE = (
 )
 
 
-class RegistryProblem(aiodocker.DockerError):
+class RegistryProblem(Problem):
     """A registry operation failed; the message is one line, ``status`` the HTTP status
-    (a ``DockerError``, so views that show engine errors show these the same way)."""
-
-    def __init__(self, message: str, status: int = 0) -> None:
-        super().__init__(status, message)
+    (a ``Problem``, so views that show engine errors show these the same way)."""
 
     @property
     def forbidden(self) -> bool:
@@ -177,9 +174,11 @@ async def list_registries(
         draft.add("images")
         draft.images += 1
     if docker is not None:
+        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
         try:
             _from_info(await docker.system.info(), drafts)
-        except aiodocker.DockerError as err:
+        except DockerError as err:
             problems.append(f"the engine's registry settings: {one_line(err.message)}")
     rows: list[RegistryRow] = []
     for host, draft in drafts.items():
@@ -206,6 +205,10 @@ async def list_registries(
 async def login(docker: aiodocker.Docker, server: str, username: str, password: str) -> str:
     """Verify the credentials through the engine (``POST /auth``) and store them like
     ``docker login``; returns a one-line summary. Raises ``RegistryProblem``."""
+    from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
+    from tui.cli.login import verify
+
     try:
         host = dockerconfig.registry_host(server)
     except CredentialError as err:
@@ -217,7 +220,7 @@ async def login(docker: aiodocker.Docker, server: str, username: str, password: 
     creds = Credentials(username=username.strip(), password=password)
     try:
         token = await verify(docker, host, creds)
-    except aiodocker.DockerError as err:
+    except DockerError as err:
         raise RegistryProblem(one_line(err.message), err.status) from None
     if token:
         creds = Credentials(username=creds.username, identity_token=token)
@@ -242,6 +245,10 @@ async def logout(host: str) -> str:
 
 
 async def _browse(docker: aiodocker.Docker, path: str, name: str) -> Any:
+    from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
+    from tui.cli.registry import PREFIX, _auth_headers
+
     try:
         headers = await _auth_headers(name)
     except CredentialError as err:
@@ -250,7 +257,7 @@ async def _browse(docker: aiodocker.Docker, path: str, name: str) -> Any:
         return await docker._query_json(
             f"{PREFIX}/{path}", "GET", headers=headers, versioned_api=False
         )
-    except aiodocker.DockerError as err:
+    except DockerError as err:
         message = one_line(err.message)
         if err.status == 404 and message.lower() in ("page not found", "404 page not found"):
             raise RegistryProblem(NOT_PORTSIDE, 404) from None
@@ -260,18 +267,24 @@ async def _browse(docker: aiodocker.Docker, path: str, name: str) -> Any:
 async def catalog(docker: aiodocker.Docker, host: str) -> list[str]:
     """The repositories ``host`` lists (``RegistryProblem`` with status 403 when it does not
     offer its catalog)."""
+    from tui.cli.registry import _path
+
     reply = await _browse(docker, f"registries/{_path(host)}/catalog", f"{host}/x")
     return [str(name) for name in (reply or {}).get("Repositories") or []]
 
 
 async def tags(docker: aiodocker.Docker, repository: str) -> list[str]:
     """The tags of ``repository`` (``HOST/NAME``)."""
+    from tui.cli.registry import _path
+
     reply = await _browse(docker, f"repositories/{_path(repository)}/tags", repository)
     return [str(tag) for tag in (reply or {}).get("Tags") or []]
 
 
 async def manifest(docker: aiodocker.Docker, ref: str) -> dict[str, Any]:
     """What ``ref`` points at: platforms of an index, or config and layers of an image."""
+    from tui.cli.registry import _path
+
     reply = await _browse(docker, f"manifests/{_path(ref)}", ref)
     if not isinstance(reply, dict):
         raise RegistryProblem(f"the engine sent no manifest details for {ref}")
@@ -299,7 +312,7 @@ def split_target(target: str) -> tuple[str, str]:
         raise RegistryProblem("type where to push, such as registry.example:5000/team/app:1")
     if "@" in text:
         raise RegistryProblem("cannot push to a digest: give HOST/REPOSITORY[:TAG]")
-    name, tag = _split_ref(text)
+    name, tag = split_ref(text)
     if "/" not in name or text != text.strip("/:"):
         raise RegistryProblem("give the registry and repository: HOST/REPOSITORY[:TAG]")
     return name, tag or "latest"
@@ -310,10 +323,12 @@ async def push_image(
 ) -> AsyncIterator[dict[str, Any]]:
     """Tag ``source`` as ``target`` and push it with the user's stored credentials; yields
     the engine's progress objects. Raises ``RegistryProblem``."""
+    from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
     name, tag = split_target(target)
     try:
         await docker.images.tag(source, repo=name, tag=tag)
-    except aiodocker.DockerError as err:
+    except DockerError as err:
         raise RegistryProblem(f"cannot tag {source}: {one_line(err.message)}", err.status) from None
     try:
         push_name, auth = await dockerconfig.request_auth(name)
@@ -322,7 +337,7 @@ async def push_image(
     try:
         async for event in docker.images.push(push_name, tag=tag, auth=auth, stream=True):
             yield event
-    except aiodocker.DockerError as err:
+    except DockerError as err:
         raise RegistryProblem(one_line(err.message), err.status) from None
 
 

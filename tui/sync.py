@@ -16,10 +16,8 @@ import contextlib
 import errno
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import aiodocker
-import aiohttp
 from textual.message import Message
 
 from tui.messages import (
@@ -33,7 +31,10 @@ from tui.messages import (
 )
 from tui.model import ContainerRow, EngineInfo, EngineProblem, NetworkRow, VolumeRow, image_rows
 
-Connector = Callable[[], Awaitable[aiodocker.Docker]]
+if TYPE_CHECKING:
+    import aiodocker
+
+Connector = Callable[[], Awaitable["aiodocker.Docker"]]
 Emit = Callable[[Message], object]
 
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
@@ -82,6 +83,9 @@ def _find_os_error(exc: BaseException) -> OSError | None:
 
 def describe_failure(exc: BaseException, url: str) -> EngineProblem:
     """A one-line reason and a hint for why ``url`` cannot be used."""
+    import aiodocker  # loaded by the connector (tui.client.open_client) before it fails
+    import aiohttp
+
     where = url.removeprefix("unix://") if url.startswith("unix://") else url
     if isinstance(exc, TimeoutError):
         return EngineProblem(
@@ -171,18 +175,22 @@ def other_kind(event: Mapping[str, Any]) -> str | None:
 
 async def list_volumes(docker: aiodocker.Docker) -> VolumesUpdated:
     """The volumes message; an engine that refuses the list gets its reason shown instead."""
+    from aiodocker import DockerError
+
     try:
         answer = await docker.volumes.list()
-    except aiodocker.DockerError as err:
+    except DockerError as err:
         return VolumesUpdated((), error=one_line(err.message))
     return VolumesUpdated(VolumeRow.from_api(entry) for entry in answer.get("Volumes") or [])
 
 
 async def list_networks(docker: aiodocker.Docker) -> NetworksUpdated:
     """The networks message; an engine that refuses the list gets its reason shown instead."""
+    from aiodocker import DockerError
+
     try:
         answer = await docker.networks.list()
-    except aiodocker.DockerError as err:
+    except DockerError as err:
         return NetworksUpdated((), error=one_line(err.message))
     return NetworksUpdated(NetworkRow.from_api(entry) for entry in answer)
 

@@ -5,6 +5,8 @@ Textual or tui."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +78,22 @@ def test_the_checker_sees_every_spelling(tmp_path: Path) -> None:
         "engine/svc.py:1 imports tui.app",
         "engine/svc.py:2 imports textual.app",
     ]
+
+
+def test_the_dashboard_starts_without_the_client_or_the_terminal_stack() -> None:
+    # First paint comes before these: aiodocker + aiohttp (~140 ms) are loaded in a thread
+    # by tui.client.open_client, the terminal stack (emulator, pyte) with the first session.
+    # A module-level import of either on the start path would bring the cost back.
+    probe = (
+        "import sys\n"
+        "import tui.entry, tui.main, tui.launch, tui.app\n"
+        "from tui.main import build_parser\n"
+        "build_parser(verbs=False)\n"
+        "heavy = ('aiodocker', 'aiohttp', 'pyte', 'tui.terminal.core', 'tui.terminal.session',\n"
+        "         'tui.cli.images', 'engine')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []

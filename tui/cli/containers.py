@@ -27,10 +27,11 @@ import aiohttp
 
 from tui.cli import dockerconfig, ports
 from tui.cli import tty as term
-from tui.cli.images import VerbError, _split_ref
+from tui.cli.images import VerbError
 from tui.cli.output import table
 from tui.cli.progress import ProgressPrinter
 from tui.humanize import human_age, human_size, short_id
+from tui.refs import split_ref
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=None)
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
@@ -213,7 +214,7 @@ def _exit_code_for(message: str) -> int:
 
 
 async def _pull(docker: aiodocker.Docker, image: str) -> None:
-    name, tag = _split_ref(image)
+    name, tag = split_ref(image)
     if tag is None and "@" not in name:
         tag = "latest"
     printer = ProgressPrinter(sys.stderr)
@@ -734,7 +735,7 @@ async def stats(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
 async def commit(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"container": args.container, "pause": int(not args.no_pause)}
     if args.repository:
-        repo, tag = _split_ref(args.repository)
+        repo, tag = split_ref(args.repository)
         params["repo"] = repo
         if tag:
             params["tag"] = tag

@@ -14,6 +14,7 @@ from tui.cli import dockerconfig
 from tui.cli.output import table
 from tui.cli.progress import ProgressPrinter
 from tui.humanize import human_age, human_size, short_id
+from tui.refs import split_ref
 
 
 class VerbError(Exception):
@@ -24,19 +25,8 @@ class VerbError(Exception):
         self.code = code
 
 
-def _split_ref(ref: str) -> tuple[str, str | None]:
-    """``name:tag`` -> (name, tag); digests and host ports stay in the name."""
-    if "@" in ref:
-        return ref, None
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        return ref[:colon], ref[colon + 1 :]
-    return ref, None
-
-
 async def pull(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
-    image, tag = _split_ref(args.ref)
+    image, tag = split_ref(args.ref)
     if tag is None and "@" not in image:
         tag = "latest"
     if not args.quiet and tag and "@" not in image and ":" not in args.ref.rsplit("/", 1)[-1]:
@@ -110,7 +100,7 @@ async def images(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
 
 
 async def tag(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
-    repo, tag_name = _split_ref(args.target)
+    repo, tag_name = split_ref(args.target)
     await docker.images.tag(args.source, repo, tag=tag_name)
     return 0
 

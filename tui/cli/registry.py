@@ -17,8 +17,9 @@ from urllib.parse import quote
 import aiodocker
 
 from tui.cli import dockerconfig
-from tui.cli.images import VerbError, _split_ref
+from tui.cli.images import VerbError
 from tui.cli.progress import ProgressPrinter
+from tui.refs import split_ref
 
 PREFIX = "portside/v1"
 
@@ -34,7 +35,7 @@ async def _auth_headers(name: str) -> dict[str, str]:
 
 
 async def push(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
-    name, tag = _split_ref(args.ref)
+    name, tag = split_ref(args.ref)
     if "@" in name:
         raise VerbError(f"cannot push a digest reference ({args.ref}): give NAME[:TAG]")
     if tag is None and not args.all_tags:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
-import aiodocker
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.screen import Screen
@@ -17,9 +16,12 @@ from textual.widgets import Footer, Static
 
 from tui import keymap
 from tui.messages import DocumentLoaded
+from tui.problems import Problem
 from tui.sync import one_line
 
 if TYPE_CHECKING:
+    import aiodocker
+
     from tui.app import PortsideApp
 
 
@@ -69,9 +71,11 @@ class DetailScreen(Screen[None]):
         if docker is None:
             self.post_message(DocumentLoaded(error="the engine is not connected"))
             return
+        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
         try:
             data = await self.fetch(docker)
-        except aiodocker.DockerError as err:
+        except (DockerError, Problem) as err:
             self.post_message(DocumentLoaded(error=one_line(err.message)))
             return
         prepared = await asyncio.to_thread(self.prepare, data)

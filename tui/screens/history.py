@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import aiodocker
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable
 
 from tui.humanize import ellipsize, human_age, human_size
 from tui.screens.detail import DetailScreen
+
+if TYPE_CHECKING:
+    import aiodocker
 
 _NOP = "/bin/sh -c #(nop) "
 _SHELL = "/bin/sh -c "

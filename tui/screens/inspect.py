@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiodocker
 from rich.style import Style
 from rich.text import Text
 from textual import on
@@ -24,6 +23,9 @@ from tui import keymap
 from tui.copy import inspect_value, preview
 from tui.screens.detail import DetailScreen
 from tui.widgets.resource_table import theme_styles
+
+if TYPE_CHECKING:
+    import aiodocker
 
 KINDS = ("container", "image", "volume", "network")
 

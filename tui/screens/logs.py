@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-import aiodocker
-import aiohttp
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -135,6 +133,9 @@ class LogsScreen(Screen[None]):
         if docker is None:
             self.post_message(LogLines(index, (), ended=True, error="engine not connected"))
             return
+        import aiohttp  # loaded with the client (tui.client.open_client)
+        from aiodocker import DockerError
+
         carry = ""
         try:
             stream = docker.containers.container(cid).log(
@@ -145,7 +146,7 @@ class LogsScreen(Screen[None]):
                 carry = parts.pop()
                 if parts:
                     self.post_message(LogLines(index, [p.rstrip("\r") for p in parts]))
-        except aiodocker.DockerError as err:
+        except DockerError as err:
             self.post_message(LogLines(index, (), ended=True, error=one_line(err.message)))
             return
         except (OSError, TimeoutError, aiohttp.ClientError) as err:

@@ -1,19 +1,18 @@
 """The main screen: header, the resource panels and the terminals panel (one shown), footer.
 
 It also opens terminal tabs: a shell or an attach in the selected container, a local shell.
+The terminal stack (sessions, emulator, pyte) is imported by the first of those, not at
+start, as is aiodocker (tui.client.open_client loads it).
 """
 
 from __future__ import annotations
 
-import aiodocker
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer
 
 from tui import keymap
 from tui.sync import one_line
-from tui.terminal.docker_session import DockerAttachSession, DockerExecSession
-from tui.terminal.session import LocalSession
 from tui.widgets.containers import ContainersPanel
 from tui.widgets.header import EngineHeader
 from tui.widgets.images import ImagesPanel
@@ -100,6 +99,8 @@ class MainScreen(Screen[None]):
 
     async def action_local_shell(self) -> None:
         """A tab with the user's shell on this machine."""
+        from tui.terminal.session import LocalSession
+
         self.action_show_panel("terminals")
         await self.terminals.open_session(LocalSession())
 
@@ -113,6 +114,8 @@ class MainScreen(Screen[None]):
         if row.state != "running":
             self.notify(f"Exec: {row.name} is not running; start it first", severity="warning")
             return
+        from tui.terminal.docker_session import DockerExecSession
+
         self.action_show_panel("terminals")
         await self.terminals.open_session(
             DockerExecSession(docker, row.id, ["bash"], title=f"bash in {row.name}"),
@@ -129,9 +132,11 @@ class MainScreen(Screen[None]):
         if row.state != "running":
             self.notify(f"Attach: {row.name} is not running; start it first", severity="warning")
             return
+        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
         try:
             info = await docker.containers.container(row.id).show()
-        except aiodocker.DockerError as error:
+        except DockerError as error:
             self.notify(f"Attach: {one_line(error.message)}", severity="error", timeout=6)
             return
         config = info.get("Config") or {}
@@ -143,6 +148,8 @@ class MainScreen(Screen[None]):
                 timeout=6,
             )
             return
+        from tui.terminal.docker_session import DockerAttachSession
+
         self.action_show_panel("terminals")
         await self.terminals.open_session(
             DockerAttachSession(docker, row.id, title=f"attach {row.name}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-import aiodocker
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -138,6 +137,8 @@ class PullScreen(ModalScreen[None]):
         if docker is None:
             self.post_message(PullFinished(reference, error="the engine is not connected"))
             return
+        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
         try:
             name, auth = await dockerconfig.request_auth(reference)  # the user's login
             async for event in docker.images.pull(name, auth=auth, stream=True):
@@ -145,7 +146,7 @@ class PullScreen(ModalScreen[None]):
         except dockerconfig.CredentialError as err:
             self.post_message(PullFinished(reference, error=str(err)))
             return
-        except aiodocker.DockerError as err:
+        except DockerError as err:
             self.post_message(PullFinished(reference, error=one_line(err.message)))
             return
         self.post_message(PullFinished(reference))

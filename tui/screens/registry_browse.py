@@ -9,22 +9,24 @@ opens a repository by name; ``p`` pulls the selected tag or manifest in the pull
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiodocker
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.content import Content
 from textual.widgets import DataTable, Static
 
 from tui import keymap
-from tui.cli.images import _split_ref
 from tui.humanize import human_size
 from tui.messages import DocumentLoaded
+from tui.refs import split_ref
 from tui.registries import RegistryProblem, catalog, check_repository, manifest, tags
 from tui.screens.detail import DetailScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.pull import PullScreen
+
+if TYPE_CHECKING:
+    import aiodocker
 
 FORBIDDEN = "forbidden"
 
@@ -70,7 +72,7 @@ async def pull_now(app: App[Any], reference: str) -> None:
 def repository_of(ref: str) -> str:
     """``host/repo`` of ``host/repo:tag`` or ``host/repo@digest``."""
     name = ref.partition("@")[0]
-    return _split_ref(name)[0]
+    return split_ref(name)[0]
 
 
 class BrowseScreen(DetailScreen):

@@ -8,10 +8,9 @@ Engines without the endpoint (dockerd, podman) get a one-line explanation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import aiodocker
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.content import Content
@@ -32,21 +31,26 @@ from tui.widgets.scan import (
     vulnerability_rows,
 )
 
+if TYPE_CHECKING:
+    import aiodocker
+
 SCAN_PATH = "portside/v1/images/{}/scan"
 NOT_PORTSIDE = "scanning needs a portside engine; this engine has no /portside/v1/.../scan endpoint"
 
 
 async def fetch_scan(docker: aiodocker.Docker, image: str) -> dict[str, Any]:
     """The engine's scan report of the local image ``image`` (JSON)."""
+    from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
+
     path = SCAN_PATH.format(quote(image, safe="/:@"))
     try:
         report = await docker._query_json(path, "GET", versioned_api=False)
-    except aiodocker.DockerError as err:
+    except DockerError as err:
         if err.status == 404 and one_line(err.message).lower().endswith("page not found"):
-            raise aiodocker.DockerError(404, NOT_PORTSIDE) from None
+            raise DockerError(404, NOT_PORTSIDE) from None
         raise
     if not isinstance(report, dict):
-        raise aiodocker.DockerError(500, f"the engine sent no scan report for {image}")
+        raise DockerError(500, f"the engine sent no scan report for {image}")
     return report
 
 

@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-import aiodocker
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
@@ -26,6 +25,8 @@ from tui.sync import one_line
 from tui.widgets.stats_sample import History, Sample
 
 if TYPE_CHECKING:
+    import aiodocker
+
     from tui.app import PortsideApp
 
 DEFAULT_INTERVAL = 2.0
@@ -145,6 +146,8 @@ class StatsScreen(Screen[None]):
             docker = cast("PortsideApp", self.app).docker
             wanted = sorted(self.visible_indexes()) if self.is_current else []
             if docker is not None and wanted:
+                from aiodocker import DockerError  # loaded with the client
+
                 self.requested.append(set(wanted))
                 answers = await asyncio.gather(
                     *(one_shot(docker, self.targets[i][0]) for i in wanted),
@@ -152,7 +155,7 @@ class StatsScreen(Screen[None]):
                 )
                 results: list[tuple[int, dict[str, Any] | None, str]] = []
                 for index, answer in zip(wanted, answers, strict=True):
-                    if isinstance(answer, aiodocker.DockerError):
+                    if isinstance(answer, DockerError):
                         results.append((index, None, one_line(answer.message)))
                     elif isinstance(answer, BaseException):
                         results.append((index, None, one_line(str(answer)) or "no answer"))

@@ -4,9 +4,13 @@ Sessions keep running while another panel is shown. A double escape inside a ter
 hands focus back to the dashboard (the tab bar), where `ctrl+w` ends and closes the shown
 tab; a tab whose program ended shows ``[exited N]`` and closes the same way. An exec of
 ``bash`` that fails with 126/127 (no such shell) is replaced by ``sh`` in the same place.
+The tab bar and the terminal stack behind it (emulator, pyte) are loaded and mounted with
+the first session, so a dashboard that never opens one does not pay for them at start.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.message import Message
@@ -14,12 +18,13 @@ from textual.widget import Widget
 from textual.widgets import Static, Tabs
 
 from tui import keymap
-from tui.terminal.docker_session import DockerExecSession
-from tui.terminal.errors import TerminalError
-from tui.terminal.session import TerminalSession
-from tui.terminal.tabs import TerminalTabs
-from tui.terminal.terminal import Terminal
-from tui.terminal.widget import TerminalView
+
+if TYPE_CHECKING:
+    from tui.terminal.docker_session import DockerExecSession
+    from tui.terminal.session import TerminalSession
+    from tui.terminal.tabs import TerminalTabs
+    from tui.terminal.terminal import Terminal
+    from tui.terminal.widget import TerminalView
 
 EMPTY_TEXT = (
     "No terminal open.\n\n"
@@ -55,22 +60,39 @@ class TerminalsPanel(Widget):
 
     def compose(self) -> ComposeResult:
         yield Static(EMPTY_TEXT, id="terminals-empty")
-        yield TerminalTabs(id="terminal-tabs")
 
     @property
     def tabs(self) -> TerminalTabs:
-        return self.query_one(TerminalTabs)
+        """The tab bar (mounted with the first session)."""
+        from tui.terminal.tabs import TerminalTabs
+
+        return self.query_one("#terminal-tabs", TerminalTabs)
+
+    @property
+    def has_tabs(self) -> bool:
+        return bool(self.query("#terminal-tabs"))
+
+    async def _ensure_tabs(self) -> TerminalTabs:
+        if not self.has_tabs:
+            from tui.terminal.tabs import TerminalTabs
+
+            await self.mount(TerminalTabs(id="terminal-tabs"))
+        return self.tabs
 
     @property
     def terminals(self) -> list[Terminal]:
         """The open terminals, in tab order."""
-        return self.tabs.terminals
+        return self.tabs.terminals if self.has_tabs else []
 
     @property
     def active_terminal(self) -> Terminal | None:
+        if not self.has_tabs:
+            return None
         pane = self.tabs.active_pane
         if pane is None:
             return None
+        from tui.terminal.widget import TerminalView
+
         return pane.query_one(TerminalView).terminal
 
     async def open_session(
@@ -80,12 +102,16 @@ class TerminalsPanel(Widget):
 
         `fallback` replaces the session when it ends with 126/127 (its command is missing).
         """
+        from tui.terminal.errors import TerminalError
+        from tui.terminal.terminal import Terminal
+
+        tabs = await self._ensure_tabs()
         terminal = Terminal(session)
         if fallback is not None:
             self._fallbacks[id(terminal)] = fallback
         self.remove_class("-empty")
         try:
-            view = await self.tabs.open_terminal(terminal)
+            view = await tabs.open_terminal(terminal)
         except (TerminalError, OSError) as error:
             self._fallbacks.pop(id(terminal), None)
             self._update_empty()
