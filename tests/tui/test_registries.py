@@ -74,6 +74,8 @@ async def open_panel(pilot: Any, app: PortsideApp) -> None:
     await pilot.press("6")
     panel = app.main.registries
     await wait_for(pilot, lambda: panel.loads >= 1, "registries listed")
+    header = app.main.header
+    assert header.panel == "registries" and " 6 Reg" in header.render().plain
 
 
 async def select_host(pilot: Any, app: PortsideApp, host: str) -> None:

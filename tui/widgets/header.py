@@ -55,56 +55,66 @@ class EngineHeader(Widget):
     def render(self) -> Content:
         width = self.size.width
         wide = width >= 120
+        # Narrower and narrower panel tabs until the engine's dot and name fit beside them
+        # (at 80 columns: short labels, then no "portside" badge).
+        room_for_engine = 2 + min(len(self.info.name if self.info else self.engine_name), 12) + 2
+        for level in (0, 1, 2) if wide else (1, 2):
+            left_content = self._tabs(level)
+            if left_content.cell_length + room_for_engine <= width:
+                break
+        right_content = Content.assemble(*self._engine_part(wide))
+        gap = width - left_content.cell_length - right_content.cell_length
+        if gap < 1:
+            right_content = Content.assemble(*self._engine_part(False, short=True))
+            gap = width - left_content.cell_length - right_content.cell_length
+        if gap < 1 and self.status == CONNECTED:
+            room = width - left_content.cell_length - 4  # gap, dot and its spaces
+            right_content = Content.assemble(*self._engine_part(False, short=True, bare=room))
+        gap = max(1, width - left_content.cell_length - right_content.cell_length)
+        return Content.assemble(left_content, " " * gap, right_content)
+
+    def _tabs(self, level: int) -> Content:
+        """The badge and panel tabs; ``level`` 0 wide labels, 1 short, 2 shortest."""
         counts = self.counts
-        left: list[tuple[str, str] | str] = [(" portside ", "bold $background on $primary"), " "]
-        containers = f" 1 Containers {counts.containers}"
-        if self.status == CONNECTED:
-            if wide:
-                extra = [f"{counts.running} running"]
-                if counts.paused:
-                    extra.append(f"{counts.paused} paused")
-                containers += f" ({', '.join(extra)})"
-            else:
-                containers += f" ▶{counts.running}"
-                if counts.paused:
-                    containers += f" ‖{counts.paused}"
-        else:
-            containers = " 1 Containers"
         connected = self.status == CONNECTED
-        images = f" 2 Images {counts.images}" if connected else " 2 Images"
-        volumes = " 3 Volumes" if wide else " 3 Vol"
-        networks = " 4 Networks" if wide else " 4 Net"
-        if connected and wide:
+        left: list[tuple[str, str] | str] = []
+        if level < 2:
+            left += [(" portside ", "bold $background on $primary"), " "]
+        containers = f" 1 Containers {counts.containers}" if connected else " 1 Containers"
+        if connected and level == 0:
+            extra = [f"{counts.running} running"]
+            if counts.paused:
+                extra.append(f"{counts.paused} paused")
+            containers += f" ({', '.join(extra)})"
+        elif connected:
+            containers += f" ▶{counts.running}"
+            if counts.paused:
+                containers += f" ‖{counts.paused}"
+        images = " 2 Images" if level < 2 else " 2 Img"
+        if connected:
+            images += f" {counts.images}"
+        volumes = " 3 Volumes" if level == 0 else " 3 Vol"
+        networks = " 4 Networks" if level == 0 else " 4 Net"
+        if connected and level == 0:
             volumes += f" {counts.volumes}"
             networks += f" {counts.networks}"
-        terminals = " 5 Terminals" if wide else " 5 Term"
+        terminals = " 5 Terminals" if level == 0 else " 5 Term"
         if self.terminals:
             terminals += f" {self.terminals}"
+        registries = " 6 Registries" if level == 0 else " 6 Reg"
         tabs = (
             ("containers", containers + " "),
             ("images", images + " "),
             ("volumes", volumes + " "),
             ("networks", networks + " "),
             ("terminals", terminals + " "),
+            ("registries", registries + " "),
         )
         for key, text in tabs:
             style = "bold reverse $accent" if key == self.panel else "$foreground"
             left.append((text, style))
             left.append(" ")
-        right = self._engine_part(wide)
-        left_content = Content.assemble(*left)
-        right_content = Content.assemble(*right)
-        gap = width - left_content.cell_length - right_content.cell_length
-        if gap < 1:
-            right = self._engine_part(False, short=True)
-            right_content = Content.assemble(*right)
-            gap = width - left_content.cell_length - right_content.cell_length
-        if gap < 1 and self.status == CONNECTED:
-            room = width - left_content.cell_length - 4  # gap, dot and its spaces
-            right = self._engine_part(False, short=True, bare=max(room, 1))
-            right_content = Content.assemble(*right)
-        gap = max(1, width - left_content.cell_length - right_content.cell_length)
-        return Content.assemble(left_content, " " * gap, right_content)
+        return Content.assemble(*left)
 
     def _engine_part(
         self, wide: bool, *, short: bool = False, bare: int = 0
