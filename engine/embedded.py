@@ -45,6 +45,9 @@ async def embedded_engine(
     """
     import asyncio
 
+    # The engine's modules take a few hundred ms to import: in a thread, so a dashboard
+    # sharing this loop keeps drawing meanwhile.
+    await asyncio.to_thread(_import_engine)
     from engine.api.app import create_app
     from engine.api.server import ApiServer
     from engine.config import load_config
@@ -74,6 +77,13 @@ async def embedded_engine(
     finally:
         await asyncio.to_thread(shutil.rmtree, private, True)
         os.close(lock_fd)
+
+
+def _import_engine() -> None:
+    import engine.api.app
+    import engine.api.server
+    import engine.config
+    import engine.engine  # noqa: F401
 
 
 def _hold_lock(private: Path) -> int:

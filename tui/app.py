@@ -43,6 +43,7 @@ from tui.messages import (
     VolumesUpdated,
 )
 from tui.model import ContainerRow, EngineInfo, ImageRow, NetworkRow, VolumeRow
+from tui.problems import Problem
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.engines import EnginesScreen
 from tui.screens.help import HelpScreen
@@ -112,7 +113,7 @@ class PortsideApp(App[int]):
 
     def __init__(
         self,
-        connector: Connector,
+        connector: Connector | None,
         engine_name: str,
         theme: str | None = None,
         *,
@@ -148,7 +149,9 @@ class PortsideApp(App[int]):
         self._embedded_stop = asyncio.Event()
         self._generation = 0  # bumped by every switch: older workers' messages are dropped
         self._freeze_heap = freeze_heap
-        self.sync = self._make_sync(connector, engine_name, engine_url)
+        # No connector: the embedded engine, started in this loop once the first frame is
+        # up (``_connect_embedded``), so the dashboard paints before the engine's imports.
+        self.sync = self._make_sync(connector or self._connect_embedded, engine_name, engine_url)
         self.status = CONNECTING
         self.info: EngineInfo | None = None
         self.containers: dict[str, ContainerRow] = {}
@@ -277,6 +280,25 @@ class PortsideApp(App[int]):
         self.post_message(EngineSwitched(name, url))
 
     async def _switch_to_embedded(self) -> None:
+        starting = self._embedded_ready is None
+        if starting:
+            self.notify("Starting the embedded engine…", timeout=3)
+        try:
+            url = await self._start_embedded()
+        except Exception as err:  # the engine could not start: say why, stay where we are
+            self.notify(
+                f"Cannot start the embedded engine: {one_line(str(err))}",
+                severity="error",
+                timeout=10,
+            )
+            return
+        self.connect_to("embedded", url)
+
+    async def _start_embedded(self) -> str:
+        """Start the embedded engine unless it runs; its URL once it listens. A start that
+        fails raises its error, and the next call tries again."""
+        if self._embedded_starter is None:
+            raise Problem("the embedded engine is not available here")
         if self._embedded_ready is None:
             loop = asyncio.get_running_loop()
             self._embedded_ready = loop.create_future()
@@ -287,19 +309,22 @@ class PortsideApp(App[int]):
                 self._run_embedded(self._embedded_ready, self._embedded_stop),
                 name="portside-embedded-engine",
             )
-            self.notify("Starting the embedded engine…", timeout=3)
         try:
             url = await asyncio.shield(self._embedded_ready)
-        except Exception as err:  # the engine could not start: say why, stay where we are
+        except Exception:
             self._embedded_ready = None
-            self.notify(
-                f"Cannot start the embedded engine: {one_line(str(err))}",
-                severity="error",
-                timeout=10,
-            )
-            return
+            raise
         self.embedded_url = url
-        self.connect_to("embedded", url)
+        return url
+
+    async def _connect_embedded(self) -> aiodocker.Docker:
+        """The first engine when none was chosen: the embedded one, started here."""
+        try:
+            url = await self._start_embedded()
+        except Exception as err:
+            raise Problem(f"the embedded engine did not start: {one_line(str(err))}") from err
+        self.engine_url = url
+        return await open_client(url)
 
     async def _run_embedded(self, ready: asyncio.Future[str], stop: asyncio.Event) -> None:
         """Run the embedded engine until ``stop`` is set (when the dashboard quits)."""
@@ -737,15 +762,18 @@ def build_dashboard(
     env: Mapping[str, str] | None = None,
     embedded_url: str = "",
     embedded: EmbeddedStarter | None = None,
+    start_embedded: bool = False,
 ) -> PortsideApp:
     """A configured dashboard (config file read, theme checked) for the engine at ``docker_url``.
 
     ``connector`` (an async factory of connected clients) replaces the default one, which
-    connects to ``docker_url`` (or ``DOCKER_HOST``, or /var/run/docker.sock). Raises
-    ``ConfigError`` or ``themes.UnknownTheme`` with a one-line message.
+    connects to ``docker_url`` (or ``DOCKER_HOST``, or /var/run/docker.sock);
+    ``start_embedded`` connects to the engine ``embedded`` starts instead, started by the
+    dashboard itself after its first frame. Raises ``ConfigError`` or
+    ``themes.UnknownTheme`` with a one-line message.
     """
     config = load_dashboard_config(env)
-    url = docker_url or default_engine_url()
+    url = "" if start_embedded else docker_url or default_engine_url()
 
     async def connect() -> aiodocker.Docker:
         return await open_client(url)
@@ -754,7 +782,7 @@ def build_dashboard(
     # stays alive: freezing it spares every later full GC from walking it, which took
     # 150-200 ms (dropped frames while scrolling) with 500 containers.
     return PortsideApp(
-        connector or connect,
+        None if start_embedded else connector or connect,
         engine_name,
         theme,
         engine_url=url,
@@ -774,6 +802,7 @@ def run_dashboard(
     env: Mapping[str, str] | None = None,
     embedded_url: str = "",
     embedded: EmbeddedStarter | None = None,
+    start_embedded: bool = False,
 ) -> int:
     """Open the dashboard (blocking, with its own event loop); return the exit code."""
     try:
@@ -785,37 +814,10 @@ def run_dashboard(
             env=env,
             embedded_url=embedded_url,
             embedded=embedded,
+            start_embedded=start_embedded,
         )
     except (ConfigError, themes.UnknownTheme) as err:
         print(f"portside: {err}", file=sys.stderr)
         return 2
     result = app.run()
-    return int(result or app.return_code or 0)
-
-
-async def run_dashboard_async(
-    docker_url: str | None,
-    *,
-    engine_name: str,
-    theme: str | None,
-    connector: Connector | None = None,
-    env: Mapping[str, str] | None = None,
-    embedded_url: str = "",
-    embedded: EmbeddedStarter | None = None,
-) -> int:
-    """``run_dashboard`` inside a running loop, e.g. within ``async with embedded_engine()``."""
-    try:
-        app = build_dashboard(
-            docker_url,
-            engine_name=engine_name,
-            theme=theme,
-            connector=connector,
-            env=env,
-            embedded_url=embedded_url,
-            embedded=embedded,
-        )
-    except (ConfigError, themes.UnknownTheme) as err:
-        print(f"portside: {err}", file=sys.stderr)
-        return 2
-    result = await app.run_async()
     return int(result or app.return_code or 0)

@@ -1,14 +1,14 @@
 """Opening the dashboard on the selected engine.
 
 A URL target (``--host``, a context, a running ``portside serve``) is handed to the
-dashboard as is. The embedded engine is started in the dashboard's own event loop on a
-private socket, lives as long as the dashboard, and is shut down when it quits. Either
-way the dashboard can start the embedded engine later, when the user switches to it.
+dashboard as is. The embedded engine is started by the dashboard in its own event loop
+(after its first frame) on a private socket, lives as long as the dashboard, and is shut
+down when it quits. Either way the dashboard can start the embedded engine later, when the
+user switches to it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -55,11 +55,12 @@ def open_dashboard(options: EngineOptions, *, theme: str | None) -> int:
             theme=theme,
             embedded=embedded_starter(options),
         )
-    return asyncio.run(_embedded(options, theme))
-
-
-async def _embedded(options: EngineOptions, theme: str | None) -> int:
-    from tui.app import run_dashboard_async
-
-    async with embedded_starter(options)() as url:
-        return await run_dashboard_async(url, engine_name="embedded", theme=theme, embedded_url=url)
+    # The embedded engine: the dashboard starts it in its own loop after the first frame
+    # (its imports and start take longer than the dashboard's), and stops it on quit.
+    return run_dashboard(
+        None,
+        engine_name="embedded",
+        theme=theme,
+        embedded=embedded_starter(options),
+        start_embedded=True,
+    )

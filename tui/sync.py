@@ -30,6 +30,7 @@ from tui.messages import (
     VolumesUpdated,
 )
 from tui.model import ContainerRow, EngineInfo, EngineProblem, NetworkRow, VolumeRow, image_rows
+from tui.problems import Problem
 
 if TYPE_CHECKING:
     import aiodocker
@@ -96,6 +97,11 @@ def describe_failure(exc: BaseException, url: str) -> EngineProblem:
         return EngineProblem(
             f"bad engine address {url!r}: {one_line(str(exc))}",
             "use unix:///path/to.sock, tcp://host:port or ssh://user@host",
+        )
+    if isinstance(exc, Problem):  # said in its own words (the embedded engine's start)
+        return EngineProblem(
+            one_line(exc.message),
+            "fix what it names (the engine's config, its --root), or press E for another engine",
         )
     os_error = _find_os_error(exc)
     if isinstance(os_error, ssl.SSLError):
