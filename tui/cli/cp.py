@@ -5,9 +5,10 @@ archive endpoints (``HEAD``/``GET``/``PUT /containers/{id}/archive``). The path 
 docker's ``pkg/archive/copy.go``: a missing destination takes the source's name, an
 existing directory receives it, ``SRC/.`` copies a directory's content, a trailing ``/``
 asserts a directory, ``-`` is a tar stream on stdin or stdout, ``-L`` follows a symlink
-source. Tars from the engine are extracted with ``tarfile``'s ``tar`` filter (no member
-outside the destination, none through a symlink leading out) and never chowned, like the
-docker CLI; ``-a`` asks the engine to give copied files the container user's ids.
+source. Tars from the engine are extracted under the checks of ``tarfile``'s ``tar`` filter
+(no member outside the destination, none through a symlink leading out; made here, as
+Python 3.11.2 has no filters) and never chowned, like the docker CLI; ``-a`` asks the
+engine to give copied files the container user's ids.
 """
 
 from __future__ import annotations
@@ -165,10 +166,40 @@ def extract_stream(fh: BinaryIO, dest: str, rename: Callable[[str], str]) -> Non
                 raise VerbError(
                     f'Error: cannot overwrite non-directory "{existing}" with directory', 1
                 )
-            try:
-                tar.extract(member, dest, filter="tar")
-            except tarfile.FilterError as err:
-                raise VerbError(f"Error: refusing an entry of the archive: {err}", 1) from None
+            problem = tar_filter_problem(member, dest)
+            if problem:
+                raise VerbError(f"Error: refusing an entry of the archive: {problem}", 1)
+            tar.extract(member, dest, **_CHECKED_ALREADY)
+
+
+# Python 3.11.4+ can check members itself (``filter="tar"``); Debian 12's 3.11.2 cannot, so
+# the checks are made here on every version and tarfile is told they were.
+_CHECKED_ALREADY: dict[str, Any] = (
+    {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+)
+
+
+def tar_filter_problem(member: tarfile.TarInfo, dest: str) -> str:
+    """What tarfile's ``tar`` filter refuses, or "" (the member is then made safe in place):
+    leading slashes go, nothing may land outside ``dest`` (resolving the symlinks already
+    there), a hard link may not point outside it, and setuid/setgid/sticky bits and
+    group/other write permission are dropped."""
+    name = member.name.lstrip("/" + os.sep)
+    if os.path.isabs(name):
+        return f"{member.name!r} is an absolute path"
+    root = os.path.realpath(dest)
+    for label, path in (("", name), ("a hard link to ", member.linkname if member.islnk() else "")):
+        if not path:
+            continue
+        target = os.path.realpath(os.path.join(root, path.lstrip("/" + os.sep)))
+        if os.path.commonpath([root, target]) != root:
+            return f"{member.name!r} would be {label}{target!r}, outside {dest}"
+    member.name = name
+    if member.islnk():
+        member.linkname = member.linkname.lstrip("/" + os.sep)
+    if member.mode is not None and not member.issym():
+        member.mode &= 0o755
+    return ""
 
 
 def write_source_tar(fh: BinaryIO, source: str, arcname: str) -> None:
