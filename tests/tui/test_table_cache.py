@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from textual.coordinate import Coordinate
+from textual.widgets import DataTable
 
+import themes
 from tests.tui import sample_data
 from tui.app import PortsideApp
 from tui.messages import ContainersUpdated, EngineConnected
@@ -72,3 +74,59 @@ async def test_cached_lines_match_a_cold_render() -> None:
         await pilot.press("G", "g")
         await sample_data.settle(pilot)
         await cold_equals_cached(pilot, app)
+
+
+async def test_cells_are_drawn_as_datatable_draws_them() -> None:
+    # ResourceTable lays out one-line Text cells itself (DataTable's Rich path was most of a
+    # page's frame time): every cell of every list, in every cursor and hover state, in
+    # both themes, must come out as DataTable's own _render_cell makes it.
+    app = PortsideApp(
+        _no_engine, "dockerd", "dark", clock=lambda: sample_data.NOW, autoconnect=False
+    )
+    async with app.run_test(size=(160, 40)) as pilot:
+        await sample_data.load(pilot)
+        main = app.main
+        tables = [main.containers.table, main.images.table]
+        for theme in themes.THEMES:
+            app.theme = theme
+            await sample_data.settle(pilot)
+            compared = 0
+            for table in tables:
+                assert table.row_count > 3
+                base = table.rich_style
+                for row in range(table.row_count):
+                    for column in range(len(table.columns)):
+                        width = table.ordered_columns[column].get_render_width(table)
+                        for cursor, hover in ((False, False), (True, False), (False, True)):
+                            table._cell_render_cache.clear()
+                            ours = table._render_cell(row, column, base, width, cursor, hover)
+                            table._cell_render_cache.clear()
+                            rich = DataTable._render_cell(
+                                table, row, column, base, width, cursor, hover
+                            )
+                            assert ours == rich, (table.id, row, column, cursor, hover)
+                            compared += 1
+            assert compared > 200
+
+
+async def test_filtering_reuses_cells_only_of_unchanged_rows() -> None:
+    app = PortsideApp(
+        _no_engine, "dockerd", "dark", clock=lambda: sample_data.NOW, autoconnect=False
+    )
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.post_message(EngineConnected(sample_data.engine_info()))
+        app.post_message(ContainersUpdated(rows(200), complete=True))
+        await sample_data.settle(pilot)
+        table = app.main.containers.table
+        await pilot.press("slash", *"row-01")
+        await sample_data.settle(pilot)
+        assert len(table.shown_keys) == 10
+        # Rows change while filtered (hidden ones too): the filter must not bring old cells.
+        app.post_message(ContainersUpdated(rows(200, "Exited (3) 2 minutes ago"), complete=True))
+        await sample_data.settle(pilot)
+        await pilot.press(*["backspace"] * 6, "enter")  # enter: back to the list
+        await sample_data.settle(pilot)
+        assert len(table.shown_keys) == 200
+        await cold_equals_cached(pilot, app)
+        for key in table.shown_keys:  # hidden or shown then, every row shows the new state
+            assert any("Exited (3)" in str(cell) for cell in table.get_row(key)), key
