@@ -160,6 +160,62 @@ def pty_figures(host: str, containers: int, config_home: Path, idle_s: float) ->
         os.close(master)
 
 
+def embedded_figures(work: Path, rounds: int = 3) -> tuple[float, float]:
+    """``portside --root FRESH`` (the embedded engine, as the Quick start opens it) on a PTY:
+    medians over ``rounds`` of process start -> first frame and -> connected (the header's
+    "Containers 0", drawn once the engine the dashboard started answers)."""
+    firsts, connected = [], []
+    for index in range(rounds):
+        home = work / f"embedded-{index}"
+        (home / "run").mkdir(parents=True, mode=0o700)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("NO_COLOR", "PORTSIDE_CONFIG", "PORTSIDE_HOST", "DOCKER_HOST")
+        }
+        env.update(
+            TERM="xterm-256color",
+            XDG_CONFIG_HOME=str(home / "config"),
+            XDG_RUNTIME_DIR=str(home / "run"),
+        )
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(PORTSIDE), "--root", str(home / "root")],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        try:
+            first = None
+            text = b""
+            deadline = time.monotonic() + 60
+            while b"Containers 0" not in text:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"embedded: never connected; output ends {text[-400:]!r}")
+                ready, _, _ = select.select([master], [], [], 0.01)
+                if ready:
+                    text += CSI.sub(b"", os.read(master, 1 << 16))
+                    if first is None and b"Help" in text:
+                        first = time.perf_counter() - started
+            done = time.perf_counter() - started
+            firsts.append(first or done)
+            connected.append(done)
+            _drain(master, 0.5)
+            os.write(master, b"q")
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+    return statistics.median(firsts), statistics.median(connected)
+
+
 @dataclass
 class FrameStats:
     keys: int

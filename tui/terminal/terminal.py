@@ -219,8 +219,10 @@ class Terminal:
             except RuntimeError:
                 loop = None
             if loop is not None:
-                if self._flush is None:
-                    self._flush = loop.call_soon(self._flush_step)
+                # Now, not at the next frame: nothing more will come to batch with it.
+                if self._flush is not None:
+                    self._flush.cancel()
+                self._flush = loop.call_soon(self._flush_step)
                 return
         self._finish()
 
