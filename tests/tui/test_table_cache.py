@@ -130,3 +130,28 @@ async def test_filtering_reuses_cells_only_of_unchanged_rows() -> None:
         await cold_equals_cached(pilot, app)
         for key in table.shown_keys:  # hidden or shown then, every row shows the new state
             assert any("Exited (3)" in str(cell) for cell in table.get_row(key)), key
+
+
+async def test_the_next_pages_are_drawn_ahead_while_idle() -> None:
+    app = PortsideApp(
+        _no_engine, "dockerd", "dark", clock=lambda: sample_data.NOW, autoconnect=False
+    )
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.post_message(EngineConnected(sample_data.engine_info()))
+        app.post_message(ContainersUpdated(rows(200), complete=True))
+        await sample_data.settle(pilot)
+        table = app.main.containers.table
+        await pilot.press("pagedown")  # a page in: there are pages above and below
+        await sample_data.settle(pilot)
+        width, height = table.size
+        scroll_x, scroll_y = table.scroll_offset
+        top = scroll_y + table.header_height
+        body = height - table.header_height
+        assert scroll_y > 0
+        cached = len(table._strips)
+        for y in (*range(top - body, top), *range(top + body, top + 2 * body)):
+            table._render_line(y, scroll_x, scroll_x + width, table.rich_style)
+        assert len(table._strips) == cached  # every line of both pages was there already
+        await pilot.press("pagedown")
+        await sample_data.settle(pilot)
+        await cold_equals_cached(pilot, app)  # and drawn ahead exactly as drawn now

@@ -109,6 +109,7 @@ class ResourceTable(DataTable, Generic[RowT]):
 
     BINDINGS = keymap.bindings(keymap.TABLE)
     COLUMNS: ClassVar[list[Column[Any]]] = []
+    WARM_LINES: ClassVar[int] = 8  # lines drawn ahead per idle turn (~1 ms each)
     DEFAULT_SORT: ClassVar[str] = ""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -283,6 +284,37 @@ class ResourceTable(DataTable, Generic[RowT]):
         strips = getattr(self, "_strips", None)  # DataTable.__init__ calls this before ours
         if strips is not None:
             strips.clear()
+
+    def on_idle(self) -> None:
+        self._warm_ahead()
+
+    def _warm_ahead(self) -> None:
+        """Draw the pages below and above the shown one into the line cache, ``WARM_LINES``
+        lines per turn of the message loop, while nothing else happens: a page key then
+        finds its rows drawn (a page of never-drawn rows was the slowest frame there is).
+        Stops when both pages are cached, so an idle dashboard does no work."""
+        width, height = self.size
+        body = height - (self.header_height if self.show_header else 0)
+        if self.cursor_type != "row" or not self.row_count or body <= 0 or not self.region:
+            return
+        scroll_x, scroll_y = self.scroll_offset
+        header = height - body
+        top = scroll_y + header  # the first body line's y, as render_line makes it
+        wanted = [
+            y
+            for y in (*range(top + body, top + 2 * body), *range(top - body, top))
+            if header <= y < self.virtual_size.height
+        ]
+        self._pseudo_class_state = self.get_pseudo_class_state()
+        base_style = self.rich_style
+        drawn = 0
+        for y in wanted:
+            before = len(self._strips)
+            self._render_line(y, scroll_x, scroll_x + width, base_style)
+            drawn += len(self._strips) != before
+            if drawn >= self.WARM_LINES:
+                self.call_later(self._warm_ahead)  # the rest after whatever is queued
+                return
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         # DataTable caches whole lines by screen position and cursor, so scrolling one row
