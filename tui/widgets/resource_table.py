@@ -289,9 +289,10 @@ class ResourceTable(DataTable, Generic[RowT]):
         self._warm_ahead()
 
     def _warm_ahead(self) -> None:
-        """Draw the pages below and above the shown one into the line cache, ``WARM_LINES``
-        lines per turn of the message loop, while nothing else happens: a page key then
-        finds its rows drawn (a page of never-drawn rows was the slowest frame there is).
+        """Draw the pages below and above the shown one (then the last and the first) into
+        the line cache, ``WARM_LINES`` lines per turn of the message loop, while nothing
+        else happens: a page key then finds its rows drawn (a page of never-drawn rows was
+        the slowest frame there is).
         Stops when both pages are cached, so an idle dashboard does no work."""
         width, height = self.size
         body = height - (self.header_height if self.show_header else 0)
@@ -300,10 +301,16 @@ class ResourceTable(DataTable, Generic[RowT]):
         scroll_x, scroll_y = self.scroll_offset
         header = height - body
         top = scroll_y + header  # the first body line's y, as render_line makes it
+        end = self.virtual_size.height  # past the last row's line
         wanted = [
             y
-            for y in (*range(top + body, top + 2 * body), *range(top - body, top))
-            if header <= y < self.virtual_size.height
+            for y in (
+                *range(top + body, top + 2 * body),  # page down
+                *range(top - body, top),  # page up
+                *range(end - body, end),  # end
+                *range(header, header + body),  # home
+            )
+            if header <= y < end
         ]
         self._pseudo_class_state = self.get_pseudo_class_state()
         base_style = self.rich_style
