@@ -155,6 +155,7 @@ class Engine:
 
     async def close(self) -> None:
         """Stop the services; containers keep running under their monitors."""
+        await self.builds.close()
         await self.containers.close()
         await self.networks.close()
         await self.registry.close()

@@ -6,8 +6,11 @@ the step used and, for COPY/ADD, the content hash of the sources (never mtimes).
 small JSON files (``{"image", "created", "used"}``; a bare image id from older roots is read
 too) written atomically (temporary file + rename), so the cache survives restarts; an entry
 whose image is gone is a miss; ``put`` replaces an entry (docker's latest-wins) or, with
-``replace=False``, keeps a valid one and returns its id. A hit bumps the entry's use count
-and its mtime, the "last used" time that ``prune(until=...)`` and ``keep_storage`` go by.
+``replace=False``, keeps a valid one and returns its id. Entries read or written are kept in
+memory, so a rebuild looks its steps up without touching the disk. A hit bumps the entry's
+use count and its mtime, the "last used" time that ``prune(until=...)`` and
+``keep_storage`` go by; those notes are written in one batch a moment later (and before
+``records``, ``prune`` and ``close``), off the build's path.
 
 ``sources`` (in memory, bounded) remembers what a ``COPY --from``'s sources expand and hash
 to in an image, which never changes, so a cached ``COPY --from`` mounts nothing.
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 
 _PREFIX = "sha256:"
 _SOURCES_KEPT = 512
+_KNOWN_KEPT = 20_000  # entries kept in memory (those with unwritten notes always stay)
+NOTE_DELAY = 1.0  # seconds between a hit and the batch write of the use notes
 
 
 def step_key(
@@ -81,6 +86,9 @@ class BuildCache:
         # COPY --from: (image, sources...) -> what they expand and hash to (images never
         # change, so this stays true; bounded, oldest dropped first)
         self.sources: dict[str, Any] = {}
+        self._known: dict[str, CacheEntry] = {}  # entries as on disk, plus unwritten notes
+        self._dirty: set[str] = set()  # keys whose use notes are not written yet
+        self._flusher: asyncio.Task[None] | None = None
 
     def remember_sources(self, key: str, value: Any) -> None:
         """Keep what a COPY --from's sources came to in an image (see ``sources``)."""
@@ -91,22 +99,57 @@ class BuildCache:
 
     async def get(self, key: str) -> str | None:
         """The image id recorded for ``key`` if that image still exists (a use is noted)."""
-        entry = await asyncio.to_thread(self._read_and_note, key)
+        entry = self._known.get(key)
         if entry is None:
-            return None
+            entry = await asyncio.to_thread(self._read, key)
+            if entry is None:
+                return None
+            self._remember(entry)
         md = self.images.metadata
         if await md.run(md.get_image, entry.image_id) is None:
             return None
+        self._note_use(entry)
         return entry.image_id
 
-    def _read_and_note(self, key: str) -> CacheEntry | None:
-        """An entry, its use noted at once (one thread hop per lookup: builds look up every
-        step; a use noted for an entry whose image turns out gone does no harm)."""
-        entry = self._read(key)
-        if entry is not None:
-            with contextlib.suppress(OSError):
-                self._write(key, entry.image_id, entry.created, entry.used + 1)
-        return entry
+    def _note_use(self, entry: CacheEntry) -> None:
+        """Count a hit in memory; a flush soon writes it (see the module docstring)."""
+        now = time.time()
+        self._remember(CacheEntry(entry.key, entry.image_id, entry.created, now, entry.used + 1))
+        self._dirty.add(entry.key)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later())
+
+    def _remember(self, entry: CacheEntry) -> None:
+        self._known.pop(entry.key, None)
+        self._known[entry.key] = entry
+        if len(self._known) > _KNOWN_KEPT:
+            for key in [k for k in self._known if k not in self._dirty][: _KNOWN_KEPT // 10]:
+                del self._known[key]
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(NOTE_DELAY)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the pending use notes (each entry's count and, as its mtime, last use)."""
+        pending = [self._known[k] for k in self._dirty if k in self._known]
+        self._dirty.clear()
+        if pending:
+            await asyncio.shield(asyncio.to_thread(self._write_notes, pending))
+
+    def _write_notes(self, entries: list[CacheEntry]) -> None:
+        for e in entries:
+            if os.path.lexists(self.dir / e.key):  # pruned meanwhile: stays gone
+                with contextlib.suppress(OSError):
+                    self._write(e.key, e.image_id, e.created, e.used)
+
+    async def close(self) -> None:
+        """Write what is pending; the engine calls this when it stops."""
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
 
     async def put(self, key: str, image_id: str, *, replace: bool = True) -> str:
         """Record ``image_id`` for ``key``; returns the image id the entry then names.
@@ -117,16 +160,20 @@ class BuildCache:
         step then share one chain of entries instead of overwriting each other's.
         """
         now = time.time()
-        if replace:
-            await asyncio.to_thread(self._write, key, image_id, now, 0)
-            return image_id
-        if await asyncio.to_thread(self._write, key, image_id, now, 0, exclusive=True):
-            return image_id
-        existing = await asyncio.to_thread(self._read, key)
-        md = self.images.metadata
-        if existing is not None and await md.run(md.get_image, existing.image_id) is not None:
-            return existing.image_id
+        fresh = CacheEntry(key, image_id, now, now, 0)
+        if not replace:
+            if await asyncio.to_thread(self._write, key, image_id, now, 0, exclusive=True):
+                self._dirty.discard(key)
+                self._remember(fresh)
+                return image_id
+            existing = self._known.get(key) or await asyncio.to_thread(self._read, key)
+            md = self.images.metadata
+            if existing is not None and await md.run(md.get_image, existing.image_id) is not None:
+                self._remember(existing)
+                return existing.image_id
         await asyncio.to_thread(self._write, key, image_id, now, 0)
+        self._dirty.discard(key)
+        self._remember(fresh)
         return image_id
 
     # -- disk ----------------------------------------------------------------------------
@@ -201,6 +248,7 @@ class BuildCache:
 
     async def records(self) -> list[dict[str, Any]]:
         """Every entry as an Engine API ``BuildCache`` item (``/system/df``)."""
+        await self.flush()
         entries = await asyncio.to_thread(self._entries)
         md = self.images.metadata
         sizes: dict[str, int] = {}
@@ -243,6 +291,7 @@ class BuildCache:
 
     async def _prune(self, everything: bool, until: float | None, keep_storage: int) -> PruneResult:
         md = self.images.metadata
+        await self.flush()
         entries = await asyncio.to_thread(self._entries)
         entries.sort(key=lambda e: e.last_used, reverse=True)  # newest first
         sizes: dict[str, int] = {}
@@ -261,6 +310,8 @@ class BuildCache:
                 continue
             doomed.append(e)
         for e in doomed:
+            self._known.pop(e.key, None)
+            self._dirty.discard(e.key)
             await asyncio.to_thread(self._unlink, e.key)
         gone = {e.key for e in doomed}
         still = {e.image_id for e in entries if e.key not in gone}

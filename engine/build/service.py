@@ -34,6 +34,10 @@ class BuildService:
         self.containers = containers
         self.cache = BuildCache(root, images)
 
+    async def close(self) -> None:
+        """Write what the build cache holds back (its use notes)."""
+        await self.cache.close()
+
     async def build(
         self,
         context: BuildContext,

@@ -168,3 +168,28 @@ async def test_put_keeps_or_replaces(engine: Engine, pushed_images: dict[str, st
     assert [r["UsageCount"] for r in await cache.records()] == [0]
     assert await cache.get("k" * 64) == first
     assert [r["UsageCount"] for r in await cache.records()] == [1]
+
+
+async def test_use_notes_reach_the_disk_in_one_batch(
+    engine: Engine, pushed_images: dict[str, str]
+) -> None:
+    """A hit is counted in memory and written a moment later (or at close); an entry the
+    cache knows in memory is a miss once it has been pruned."""
+    image = await engine.images.pull(pushed_images[BUSYBOX])
+    cache = engine.builds.cache
+    key = "n" * 64
+    await cache.put(key, image)
+    entry = cache.dir / key
+    assert json.loads(entry.read_text())["used"] == 0
+    assert await cache.get(key) == image
+    assert await cache.get(key) == image
+    assert json.loads(entry.read_text())["used"] == 0  # not yet: off the build's path
+    await cache.close()
+    assert json.loads(entry.read_text())["used"] == 2
+    assert await cache.get(key) == image
+    assert [r["UsageCount"] for r in await cache.records() if r["ID"] == key] == [3]
+    await cache.prune(everything=True)
+    assert not entry.exists()
+    assert await cache.get(key) is None
+    await cache.close()
+    assert not entry.exists()  # a pruned entry is not written back
