@@ -12,7 +12,9 @@ directory context; ``<Dockerfile>.dockerignore`` beside it wins over ``.dockerig
 ``resolve(path)`` maps a COPY source to a real path inside the context, following symlinks
 only while they stay inside (absolute targets and ``..`` escapes are refused).
 ``hash_paths(paths)`` gives a stable digest of files and trees for cache keys: type, path,
-permission bits, link targets and content; never mtimes or owners. Blocking work runs in
+permission bits, link targets and content; never mtimes or owners. A tar context hashes
+each regular file's content while writing it (``digests``; the unpacked tree never changes
+afterwards), so a rebuild's cache lookups read no file again. Blocking work runs in
 threads. ``ImageTree`` is the same interface over an image's file tree (``COPY --from``,
 ``RUN --mount from=``), its symlinks resolved as inside a container.
 """
@@ -66,6 +68,8 @@ class BuildContext:
     ignore_patterns: list[str] = field(default_factory=list)
     _tmp: Path | None = None
     dropped: frozenset[str] = frozenset()  # sent by the client, removed by the engine
+    # tar contexts: sha256 of each regular file's content, by its real path in the tree
+    digests: dict[str, bytes] = field(default_factory=dict)
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -128,7 +132,8 @@ class BuildContext:
                     return
                 yield chunk
 
-        job = asyncio.ensure_future(asyncio.to_thread(_unpack, pull(), roots, budget))
+        digests: dict[str, bytes] = {}
+        job = asyncio.ensure_future(asyncio.to_thread(_unpack, pull(), roots, budget, digests))
         try:
             try:
                 await asyncio.shield(job)
@@ -140,7 +145,9 @@ class BuildContext:
                 with contextlib.suppress(Exception):
                     await job
                 raise
-            return await asyncio.to_thread(cls._from_unpacked, roots[-1], name)
+            ctx = await asyncio.to_thread(cls._from_unpacked, roots[-1], name)
+            ctx.digests = digests
+            return ctx
         except BaseException:
             for root in roots:
                 await remove_dir(root)
@@ -304,7 +311,8 @@ class BuildContext:
         if stat.S_ISLNK(st.st_mode):
             out.update(os.readlink(real).encode("utf-8", "surrogateescape") + b"\x00")
         elif stat.S_ISREG(st.st_mode):
-            out.update(_file_digest(real) + b"\x00")
+            known = self.digests.get(rel)
+            out.update((known if known is not None else _file_digest(real)) + b"\x00")
         elif stat.S_ISDIR(st.st_mode):
             for name in sorted(os.listdir(real)):
                 child_rel = f"{rel}/{name}" if rel else name
@@ -433,13 +441,35 @@ def _clean(name: bytes) -> list[str]:
 class _Writer:
     """Applies tar entries under ``root`` with directory fds; no symlink is ever followed."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, digests: dict[str, bytes] | None = None) -> None:
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dir_times: list[tuple[list[str], int]] = []
+        # content digests of the regular files written, by path (see BuildContext.digests)
+        self.digests: dict[str, bytes] = {} if digests is None else digests
+        # the directory the last entry went into, kept open for the next one (the entries
+        # of a directory come one after another); entries only ever remove what is in the
+        # directory they go into, never that directory itself, so the fd stays valid
+        self._parent: tuple[tuple[str, ...], int] | None = None
+
+    def _forget_parent(self) -> None:
+        if self._parent is not None:
+            os.close(self._parent[1])
+            self._parent = None
+
+    def _parent_fd(self, parts: list[str]) -> int:
+        """An fd of the directory ``parts`` (made when missing), owned by this writer."""
+        key = tuple(parts)
+        if self._parent is not None and self._parent[0] == key:
+            return self._parent[1]
+        fd = self._open_dir(parts, create=True)
+        self._forget_parent()
+        self._parent = (key, fd)
+        return fd
 
     def close(self) -> None:
         if self.root_fd < 0:
             return
+        self._forget_parent()
         for parts, mtime in reversed(self.dir_times):
             try:
                 fd = self._open_dir(parts, create=False)
@@ -511,76 +541,75 @@ class _Writer:
                 return
             raise ContextError(f"build context entry {tarstream.show(entry.name)!r} is not a file")
         parent, name = parts[:-1], parts[-1]
-        dfd = self._open_dir(parent, create=True)
-        try:
-            kind = entry.type
-            perm = entry.mode & 0o7777
-            if kind == tarstream.DIR:
-                self._clear(dfd, name, keep_dir=True)
-                try:
-                    os.mkdir(name, 0o700, dir_fd=dfd)
-                except FileExistsError:
-                    pass
-                os.chmod(name, perm, dir_fd=dfd, follow_symlinks=False)
-                self.dir_times.append((parts, entry.mtime_ns))
-            elif kind == tarstream.REG:
+        dfd = self._parent_fd(parent)
+        rel = "/".join(parts)
+        self.digests.pop(rel, None)  # set again below for a regular file
+        kind = entry.type
+        perm = entry.mode & 0o7777
+        if kind == tarstream.DIR:
+            self._clear(dfd, name, keep_dir=True)
+            try:
+                os.mkdir(name, 0o700, dir_fd=dfd)
+            except FileExistsError:
+                pass
+            os.chmod(name, perm, dir_fd=dfd, follow_symlinks=False)
+            self.dir_times.append((parts, entry.mtime_ns))
+        elif kind == tarstream.REG:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:  # usually nothing is in the way: no stat first
+                fd = os.open(name, flags, 0o600, dir_fd=dfd)
+            except FileExistsError:
                 self._clear(dfd, name, keep_dir=False)
-                fd = os.open(
-                    name,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    0o600,
-                    dir_fd=dfd,
-                )
-                try:
-                    for piece in reader.data():
-                        view = piece
-                        while view:
-                            written = os.write(fd, view)
-                            view = view[written:]
-                    os.fchmod(fd, perm)
-                    os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
-                finally:
-                    os.close(fd)
-            elif kind == tarstream.SYM:
-                self._clear(dfd, name, keep_dir=False)
-                target = entry.linkname.decode("utf-8", "surrogateescape")
-                os.symlink(target, name, dir_fd=dfd)
-                os.utime(
-                    name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dfd, follow_symlinks=False
-                )
-            elif kind == tarstream.LNK:
-                target_parts = _clean(entry.linkname)
-                if not target_parts:
-                    raise ContextError(f"hard link {tarstream.show(entry.name)!r} has no target")
-                try:
-                    tfd = self._open_dir(target_parts[:-1], create=False)
-                except FileNotFoundError:
-                    tfd = -1
-                try:
-                    st = _lstat_at(tfd, target_parts[-1], entry.name)
-                    if not stat.S_ISREG(st.st_mode):
-                        raise ContextError(
-                            f"hard link {tarstream.show(entry.name)!r} must point to a file "
-                            "earlier in the context"
-                        )
-                    self._clear(dfd, name, keep_dir=False)
-                    os.link(
-                        target_parts[-1],
-                        name,
-                        src_dir_fd=tfd,
-                        dst_dir_fd=dfd,
-                        follow_symlinks=False,
+                fd = os.open(name, flags, 0o600, dir_fd=dfd)
+            content = hashlib.sha256()
+            try:
+                for piece in reader.data():
+                    content.update(piece)
+                    view = piece
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
+                os.fchmod(fd, perm)
+                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            finally:
+                os.close(fd)
+            self.digests[rel] = content.digest()
+        elif kind == tarstream.SYM:
+            self._clear(dfd, name, keep_dir=False)
+            target = entry.linkname.decode("utf-8", "surrogateescape")
+            os.symlink(target, name, dir_fd=dfd)
+            os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dfd, follow_symlinks=False)
+        elif kind == tarstream.LNK:
+            target_parts = _clean(entry.linkname)
+            if not target_parts:
+                raise ContextError(f"hard link {tarstream.show(entry.name)!r} has no target")
+            try:
+                tfd = self._open_dir(target_parts[:-1], create=False)
+            except FileNotFoundError:
+                tfd = -1
+            try:
+                st = _lstat_at(tfd, target_parts[-1], entry.name)
+                if not stat.S_ISREG(st.st_mode):
+                    raise ContextError(
+                        f"hard link {tarstream.show(entry.name)!r} must point to a file "
+                        "earlier in the context"
                     )
-                finally:
-                    if tfd >= 0:
-                        os.close(tfd)
-            else:
-                raise ContextError(
-                    f"build context entry {tarstream.show(entry.name)!r} is a device or FIFO: "
-                    "not allowed in a build context"
+                self._clear(dfd, name, keep_dir=False)
+                os.link(
+                    target_parts[-1],
+                    name,
+                    src_dir_fd=tfd,
+                    dst_dir_fd=dfd,
+                    follow_symlinks=False,
                 )
-        finally:
-            os.close(dfd)
+            finally:
+                if tfd >= 0:
+                    os.close(tfd)
+        else:
+            raise ContextError(
+                f"build context entry {tarstream.show(entry.name)!r} is a device or FIFO: "
+                "not allowed in a build context"
+            )
 
 
 def _lstat_at(dfd: int, name: str, entry_name: bytes) -> os.stat_result:
@@ -631,16 +660,22 @@ def _spill(writer: _Writer, roots: list[Path]) -> _Writer:
     roots.append(new)
     shutil.copytree(old, new, symlinks=True, dirs_exist_ok=True)
     shutil.rmtree(old, ignore_errors=True)
-    moved = _Writer(new)
+    moved = _Writer(new, writer.digests)
     moved.dir_times = times
     return moved
 
 
-def _unpack(chunks: Iterator[bytes], roots: list[Path], budget: int | None = None) -> None:
+def _unpack(
+    chunks: Iterator[bytes],
+    roots: list[Path],
+    budget: int | None = None,
+    digests: dict[str, bytes] | None = None,
+) -> None:
     """Apply the context tar under ``roots[-1]``; past ``budget`` bytes the tree moves to
-    disk (``_spill``), the new root appended to ``roots``."""
+    disk (``_spill``), the new root appended to ``roots``. ``digests`` receives the content
+    digest of each regular file, by path."""
     reader = tarstream.TarReader(_decompressed(chunks))
-    writer = _Writer(roots[-1])
+    writer = _Writer(roots[-1], digests)
     used = 0
     entry: tarstream.Entry | None = None
     try:

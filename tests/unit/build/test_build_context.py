@@ -6,6 +6,7 @@ import asyncio
 import bz2
 import concurrent.futures
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -380,6 +381,26 @@ async def test_symlink_in_tar_cannot_redirect_later_writes(tmp_path: Path) -> No
     assert list(outside.iterdir()) == []
 
 
+async def test_directory_replaced_by_a_symlink_takes_no_more_entries(tmp_path: Path) -> None:
+    """The directory the previous entries went into is kept open; once a later entry has
+    replaced it with a symlink, entries under that name are refused, not written through."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    members = [
+        reg("Dockerfile", b"FROM a\n"),
+        reg("d/one", b"1"),
+        reg("d/two", b"2"),
+        special("d", tarfile.SYMTYPE, str(outside)),
+        reg("d/three", b"3"),
+    ]
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(ContextError, match="symlink"):
+        await BuildContext.from_tar(chunks_of(make_tar(members)), None, work)
+    assert list(outside.iterdir()) == []
+    assert list(work.iterdir()) == []
+
+
 async def test_bad_streams(tmp_path: Path) -> None:
     good = make_tar([reg("Dockerfile", b"FROM a\n")])
     cases = [
@@ -436,3 +457,51 @@ async def test_close_cancelled_before_its_thread_runs_still_removes(tmp_path: Pa
     await busy
     await asyncio.to_thread(lambda: None)  # runs after the queued removal
     assert not root.exists()
+
+
+# -- content digests taken while unpacking ---------------------------------------------------
+async def test_tar_context_hashes_like_the_same_directory(tmp_path: Path) -> None:
+    """The digests a tar context records while writing its files give the keys a directory
+    context computes by reading them; a later entry of the same name wins, a hard link or a
+    replaced file is hashed by what is on disk at the end."""
+    members = [
+        *GOOD,
+        reg("app/run.sh", b"#!/bin/sh\necho replaced\n", 0o755),  # the same name again
+        reg("data/a.txt", b"alpha"),
+        reg("data/b.txt", b"beta"),
+        special("data/b.txt", tarfile.SYMTYPE, "a.txt"),  # a file replaced by a link
+        special("data/c.txt", tarfile.LNKTYPE, "data/a.txt"),
+    ]
+    async with await BuildContext.from_tar(chunks_of(make_tar(members)), None, tmp_path) as ctx:
+        assert ctx.digests  # recorded while unpacking
+        assert "data/b.txt" not in ctx.digests
+        copy = tmp_path / "copy"
+        shutil.copytree(ctx.root, copy, symlinks=True)
+        plain = await BuildContext.from_directory(copy)
+        assert plain.digests == {}
+        for paths in (["app"], ["data"], ["app/run.sh", "data/c.txt"], ["."]):
+            assert await ctx.hash_paths(paths) == await plain.hash_paths(paths)
+        before = await ctx.hash_paths(["data"])
+        (copy / "data" / "a.txt").write_text("changed")
+        assert await plain.hash_paths(["data"]) != before
+
+
+def test_spilled_context_keeps_its_digests(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    first.mkdir()
+    roots = [first]
+    digests: dict[str, bytes] = {}
+    try:
+        _unpack(iter([make_tar(GOOD)]), roots, budget=1600, digests=digests)
+        assert len(roots) == 2
+        assert set(digests) == {
+            "Dockerfile",
+            ".dockerignore",
+            "app/run.sh",
+            "abs/inside.txt",
+            "key.secret",
+        }
+        assert digests["app/run.sh"] == hashlib.sha256(b"#!/bin/sh\n").digest()
+    finally:
+        for root in roots[1:]:
+            shutil.rmtree(root, ignore_errors=True)
