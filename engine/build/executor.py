@@ -46,10 +46,10 @@ from engine.build.graph import StageGraph
 from engine.build.layers import CopyItem, Owner, new_image, write_copy_tar
 from engine.build.mounts import RunMounts
 from engine.build.parser import Heredoc, parse_heredoc
+from engine.build.view import image_view
 from engine.digest import Digest, chain_ids, is_digest
 from engine.errors import InvalidArgument, NotFound, PortsideError
 from engine.store.compression import Compression, detect
-from engine.store.snapshots import merged_view
 from engine.store.unpack import unpack_layer
 
 if TYPE_CHECKING:
@@ -608,7 +608,7 @@ class Executor:
             yield None
             return
         chain = chain_ids([Digest.parse(d) for d in diff_ids])[-1]
-        async with merged_view(self.images.snapshots, chain) as root:
+        async with image_view(self.images.snapshots, chain) as root:
             yield root
 
     async def _stage_or_image(self, ref: str) -> str | None:
@@ -1093,18 +1093,20 @@ def _owner(root: Path | None, chown: str) -> Owner:
 
 def _keeper(
     ctx: BuildContext, source: str = "", exclude: PatternMatcher | None = None
-) -> Callable[[Path], bool]:
+) -> Callable[[str], bool]:
     """Which children of a copied tree go in: sent by the context, and not matched by an
-    ``--exclude`` pattern (relative to the context root or to the copied directory)."""
-    root = ctx.root
+    ``--exclude`` pattern (relative to the context root or to the copied directory).
+    Paths are strings, not ``Path``s: this runs for every file of a COPY."""
+    prefix = str(ctx.root).rstrip("/") + "/"
     base = source.strip("/") if source not in (".", "") else ""
 
-    def keep(path: Path) -> bool:
-        try:
-            rel = path.relative_to(root).as_posix()
-        except ValueError:
+    def keep(path: str) -> bool:
+        if not path.startswith(prefix):
             return True
-        if not ctx.sent(rel, path):
+        rel = path[len(prefix) :]
+        # without the path, sent() answers for everything not excluded; an excluded
+        # directory may still hold files a "!" pattern brings back: look at it then
+        if not ctx.sent(rel) and not ctx.sent(rel, Path(path)):
             return False
         if exclude is None:
             return True

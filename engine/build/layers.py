@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from engine.build.tarwriter import TarWriter
 from engine.digest import Digest
 from engine.errors import PortsideError
 from engine.platform import host_platform
@@ -114,7 +115,7 @@ class CopyItem:
 
     source: Path
     dest: str
-    keep: Callable[[Path], bool] | None = None  # children of a tree to include
+    keep: Callable[[str], bool] | None = None  # children (host paths) of a tree to include
     own: bool = True  # False: entries keep their own owners (an extracted ADD archive)
 
 
@@ -137,28 +138,29 @@ def write_copy_tar(
     (with mtime ``dir_mtime``, default now). ``owner`` None keeps each source's owner
     (``COPY --from`` without ``--chown``); new parents are then root's, as are those in
     ``root_dirs`` always."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for d in new_dirs:
-            info = tarfile.TarInfo(d.strip("/"))
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o755
-            info.uid, info.gid = (owner.uid, owner.gid) if owner else (0, 0)
-            if d in root_dirs:
-                info.uid = info.gid = 0
-            info.mtime = int(time.time()) if dir_mtime is None else dir_mtime
-            tar.addfile(info)
-        for item in items:
-            who = owner if item.own else None
-            _add_tree(tar, item.source, item.dest.strip("/"), who, chmod, item.keep, top=True)
+    tar = TarWriter(out)
+    for d in new_dirs:
+        info = tarfile.TarInfo(d.strip("/"))
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        info.uid, info.gid = (owner.uid, owner.gid) if owner else (0, 0)
+        if d in root_dirs:
+            info.uid = info.gid = 0
+        info.mtime = int(time.time()) if dir_mtime is None else dir_mtime
+        tar.add(info)
+    for item in items:
+        who = owner if item.own else None
+        _add_tree(tar, str(item.source), item.dest.strip("/"), who, chmod, item.keep, top=True)
+    tar.close()
 
 
 def _add_tree(
-    tar: tarfile.TarFile,
-    path: Path,
+    tar: TarWriter,
+    path: str,
     name: str,
     owner: Owner | None,
     chmod: int | None,
-    keep: Callable[[Path], bool] | None,
+    keep: Callable[[str], bool] | None,
     top: bool = False,
 ) -> None:
     st = os.lstat(path)
@@ -169,17 +171,17 @@ def _add_tree(
     if stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE
         if not top:
-            tar.addfile(info)
+            tar.add(info)
         for child in sorted(os.listdir(path)):
-            if keep is None or keep(path / child):
+            child_path = f"{path}/{child}"
+            if keep is None or keep(child_path):
                 sub = f"{name}/{child}" if name else child
-                _add_tree(tar, path / child, sub, owner, chmod, keep)
+                _add_tree(tar, child_path, sub, owner, chmod, keep)
     elif stat.S_ISLNK(st.st_mode):
         info.type = tarfile.SYMTYPE
         info.linkname = os.readlink(path)
         info.mode = 0o777
-        tar.addfile(info)
+        tar.add(info)
     elif stat.S_ISREG(st.st_mode):
         info.size = st.st_size
-        with open(path, "rb") as fh:
-            tar.addfile(info, fh)
+        tar.add(info, path)
