@@ -4,9 +4,11 @@ The context directory is sent whole (the engine applies ``.dockerignore``, with 
 rules the docker CLI uses); a ``-f`` Dockerfile outside the context is added to the tar
 under a generated name and listed in the sent ``.dockerignore``, as the docker CLI does.
 ``PATH`` ``-`` reads stdin: a tar (plain or compressed) is sent as the context, anything
-else is taken as a lone Dockerfile. The tar is written to a temporary file in a thread and
-streamed from there. ``--secret`` values travel in one request header (portside engines
-only; docker's legacy build API has no secrets).
+else is taken as a lone Dockerfile. The tar is written by a thread into a pipe and streamed
+as it is made, so the engine unpacks the context while the rest is still being read; a
+failure half-way (an unreadable file) aborts the upload and is reported as such.
+``--secret`` values travel in one request header (portside engines only; docker's legacy
+build API has no secrets).
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import secrets
 import stat
 import sys
 import tarfile
-import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +38,9 @@ from tui.humanize import human_size
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=None)
 _CHUNK = 1 << 16
+_READ = 1 << 20
+_PIPE_BUFFER = 1 << 16
+_PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: a small context is written whole before it is sent
 _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 SECRETS_HEADER = "X-Portside-Build-Secrets"  # engine/build/secrets.py decodes it
 _MAX_SECRET = 500 * 1024
@@ -52,17 +58,98 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str | None]:
     return out
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+class _TarWriter:
+    """A PAX-format tar writer for the context, byte for byte what ``tarfile`` writes, made
+    for speed: plain ustar headers are packed here (a PAX header, from ``tarfile``, only for
+    names, link targets or numbers that ustar cannot hold) and files are copied with
+    ``os.read``. ``inodes`` maps hard-linked files already sent to their names. The
+    engine's layer writer (engine/build/tarwriter.py) is its twin: tui/ may not import
+    engine/ (DESIGN.md, rule 1), so each side keeps its own."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.offset = 0
+        self.inodes: dict[tuple[int, int], str] = {}
+
+    def _write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.offset += len(data)
+
+    def add(self, info: tarfile.TarInfo, path: Path | None = None, data: bytes = b"") -> None:
+        """Add ``info``; a regular file's content comes from ``path`` or ``data``."""
+        self._write(_header(info))
+        if info.type not in tarfile.REGULAR_TYPES or not info.size:
+            return
+        if path is None:
+            self._write(data)
+        else:
+            self._copy(path, info.size)
+        if info.size % tarfile.BLOCKSIZE:
+            self._write(bytes(tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+
+    def _copy(self, path: Path, size: int) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            left = size
+            while left:
+                chunk = os.read(fd, min(left, _READ))
+                if not chunk:
+                    raise OSError(errno.EIO, "file shrank while it was read", str(path))
+                self._write(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """The two end blocks and the padding to a whole record, as ``tarfile`` writes."""
+        self._write(bytes(2 * tarfile.BLOCKSIZE))
+        if self.offset % tarfile.RECORDSIZE:
+            self._write(bytes(tarfile.RECORDSIZE - self.offset % tarfile.RECORDSIZE))
+
+
+_USTAR_MAX = {"size": 8**11, "mtime": 8**11, "uid": 8**7, "gid": 8**7}
+
+
+def _header(info: tarfile.TarInfo) -> bytes:
+    """The header block(s) of ``info`` in PAX format (see ``_TarWriter``)."""
+    name = info.name + "/" if info.type == tarfile.DIRTYPE and info.name[-1:] != "/" else info.name
+    simple = (
+        name.isascii()
+        and len(name) <= 100
+        and info.linkname.isascii()
+        and len(info.linkname) <= 100
+        and not info.uname
+        and not info.gname
+        and all(0 <= getattr(info, k) < top for k, top in _USTAR_MAX.items())
+        and isinstance(info.mtime, int)
+        and info.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE)
+    )
+    if not simple:
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    size = info.size if info.type in tarfile.REGULAR_TYPES else 0
+    block = bytearray(tarfile.BLOCKSIZE)
+    block[0 : len(name)] = name.encode()
+    block[100:124] = b"%07o\0%07o\0%07o\0" % (info.mode & 0o7777, info.uid, info.gid)
+    block[124:148] = b"%011o\0%011o\0" % (size, info.mtime)
+    block[148:156] = b"        "
+    block[156:157] = info.type
+    block[157 : 157 + len(info.linkname)] = info.linkname.encode()
+    block[257:265] = tarfile.POSIX_MAGIC
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _add_bytes(tar: _TarWriter, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
+    tar.add(info, data=data)
 
 
-def _add_tree(tar: tarfile.TarFile, directory: Path, prefix: str, skip: str | None) -> None:
+def _add_tree(tar: _TarWriter, directory: Path, prefix: str, skip: str | None) -> None:
     """Add ``directory``'s entries (sorted, recursively) as the docker CLI sends a context:
     owned by 0:0 with no user or group names, whole-second mtimes, hard links kept."""
-    links: dict[tuple[int, int], str] = tar.inodes  # type: ignore[attr-defined]
+    links = tar.inodes
     for entry in sorted(os.listdir(directory)):
         if entry == skip:
             continue
@@ -78,62 +165,70 @@ def _add_tree(tar: tarfile.TarFile, directory: Path, prefix: str, skip: str | No
             inode = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and inode in links:
                 info.type, info.linkname = tarfile.LNKTYPE, links[inode]
-                tar.addfile(info)
+                tar.add(info)
                 continue
             if st.st_nlink > 1:
                 links[inode] = info.name
             info.size = st.st_size
-            with open(path, "rb") as fh:
-                tar.addfile(info, fh)
+            tar.add(info, path)
         elif kind == stat.S_IFDIR:
             info.type = tarfile.DIRTYPE
-            tar.addfile(info)
+            tar.add(info)
             _add_tree(tar, path, info.name + "/", None)
         elif kind == stat.S_IFLNK:
             info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
-            tar.addfile(info)
+            tar.add(info)
         elif kind in (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK):  # the engine refuses these
             info.type = {stat.S_IFIFO: tarfile.FIFOTYPE, stat.S_IFCHR: tarfile.CHRTYPE}.get(
                 kind, tarfile.BLKTYPE
             )
             info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            tar.addfile(info)
+            tar.add(info)
         # sockets are left out, as tar and the docker CLI do
+
+
+def _dockerfile_plan(root: Path, dockerfile: str | None) -> tuple[str | None, bytes | None]:
+    """The Dockerfile name to send (None: the default) and, for a ``-f`` file outside the
+    context, its content to add to the tar."""
+    if not root.is_dir():
+        raise VerbError(f"unable to prepare context: path {str(root)!r} not found", 1)
+    if dockerfile is None:
+        return None, None
+    path = Path(dockerfile)
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix(), None
+    except ValueError:
+        pass
+    try:
+        extra = path.read_bytes()
+    except OSError as err:
+        raise VerbError(f"unable to read Dockerfile {dockerfile!r}: {err.strerror}", 1) from None
+    return f".dockerfile.{secrets.token_hex(10)}", extra
+
+
+def _write_tar(root: Path, name: str | None, extra: bytes | None, out: IO[bytes]) -> None:
+    """Write the context tar of ``root`` (see ``_dockerfile_plan`` for ``name``/``extra``)."""
+    tar = _TarWriter(out)
+    try:
+        _add_tree(tar, root, "", skip=".dockerignore" if extra is not None else None)
+    except OSError as err:
+        where = f" {err.filename!r}" if err.filename else ""
+        raise VerbError(f"unable to prepare context:{where} {err.strerror or err}", 1) from None
+    if extra is not None and name is not None:
+        # like the docker CLI: the added Dockerfile and .dockerignore are not context
+        ignore = root / ".dockerignore"
+        patterns = ignore.read_bytes() if ignore.is_file() else b""
+        _add_bytes(tar, ".dockerignore", patterns + f"\n.dockerignore\n{name}\n".encode())
+        _add_bytes(tar, name, extra)
+    tar.close()
 
 
 def _tar_directory(root: Path, dockerfile: str | None, out: IO[bytes]) -> str | None:
     """Write the context tar; returns the Dockerfile name to send (None: the default)."""
-    if not root.is_dir():
-        raise VerbError(f"unable to prepare context: path {str(root)!r} not found", 1)
-    name: str | None = None
-    extra: bytes | None = None
-    if dockerfile is not None:
-        path = Path(dockerfile)
-        if not path.is_absolute():
-            path = Path.cwd() / path
-        try:
-            rel = path.resolve().relative_to(root.resolve())
-            name = rel.as_posix()
-        except ValueError:
-            try:
-                extra = path.read_bytes()
-            except OSError as err:
-                raise VerbError(
-                    f"unable to read Dockerfile {dockerfile!r}: {err.strerror}", 1
-                ) from None
-            name = f".dockerfile.{secrets.token_hex(10)}"
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        try:
-            _add_tree(tar, root, "", skip=".dockerignore" if extra is not None else None)
-        except OSError as err:
-            where = f" {err.filename!r}" if err.filename else ""
-            raise VerbError(f"unable to prepare context:{where} {err.strerror or err}", 1) from None
-        if extra is not None and name is not None:
-            # like the docker CLI: the added Dockerfile and .dockerignore are not context
-            ignore = root / ".dockerignore"
-            patterns = ignore.read_bytes() if ignore.is_file() else b""
-            _add_bytes(tar, ".dockerignore", patterns + f"\n.dockerignore\n{name}\n".encode())
-            _add_bytes(tar, name, extra)
+    name, extra = _dockerfile_plan(root, dockerfile)
+    _write_tar(root, name, extra, out)
     return name
 
 
@@ -141,18 +236,18 @@ def _stdin_context(data: bytes, out: IO[bytes]) -> None:
     if data.startswith(_COMPRESSED) or data[257:262] == b"ustar":
         out.write(data)
         return
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", data)
+    tar = _TarWriter(out)
+    _add_bytes(tar, "Dockerfile", data)
+    tar.close()
 
 
-def _prepare(args: argparse.Namespace, out: IO[bytes]) -> str | None:
+def _plan(args: argparse.Namespace) -> tuple[str | None, Callable[[IO[bytes]], None]]:
+    """The Dockerfile name to send and the writer of the context tar (run in a thread)."""
     if args.path == "-":
-        _stdin_context(sys.stdin.buffer.read(), out)
-        out.flush()
-        return args.file
-    name = _tar_directory(Path(args.path), args.file, out)
-    out.flush()
-    return name
+        return args.file, lambda out: _stdin_context(sys.stdin.buffer.read(), out)
+    root = Path(args.path)
+    name, extra = _dockerfile_plan(root, args.file)
+    return name, lambda out: _write_tar(root, name, extra, out)
 
 
 def _secrets_header(specs: list[str]) -> str:
@@ -187,10 +282,66 @@ def _secrets_header(specs: list[str]) -> str:
     return value
 
 
-async def _chunks(fh: IO[bytes]) -> AsyncIterator[bytes]:
-    fh.seek(0)
-    while chunk := await asyncio.to_thread(fh.read, _CHUNK):
-        yield chunk
+class _TarPipe:
+    """Runs a tar writer in a thread over a pipe; ``chunks()`` yields what it writes.
+    ``start()`` before the request: the writer fills the (enlarged) pipe meanwhile."""
+
+    def __init__(self, write: Callable[[IO[bytes]], None]) -> None:
+        self.write = write
+        self.job: asyncio.Future[None] | None = None
+        self._rfd = -1  # the read end until chunks() hands it to a transport
+
+    def start(self) -> None:
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # a bigger pipe where the system allows it
+            fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        self._rfd = rfd
+        self.job = asyncio.get_running_loop().run_in_executor(None, self._produce, wfd)
+
+    def discard(self) -> None:
+        """Close the read end if no upload took it: a writer still at work then stops."""
+        if self._rfd >= 0:
+            os.close(self._rfd)
+            self._rfd = -1
+
+    def _produce(self, wfd: int) -> None:
+        try:
+            with open(wfd, "wb", buffering=_PIPE_BUFFER) as fh:
+                self.write(fh)
+        except BrokenPipeError:
+            pass  # the upload stopped reading: its own error is the one to report
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        if self.job is None:
+            self.start()
+        assert self.job is not None
+        rfd, self._rfd = self._rfd, -1
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=4 * _CHUNK)
+        pipe = open(rfd, "rb", buffering=0)  # noqa: SIM115 - the transport owns and closes it
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
+        try:
+            while chunk := await reader.read(_CHUNK):
+                yield chunk
+            await self.job  # a failure of the writer ends the upload here
+        finally:
+            transport.close()
+
+    async def failure(self) -> BaseException | None:
+        """The writer's own error, if it failed (once it has finished)."""
+        if self.job is None:
+            return None
+        with contextlib.suppress(BaseException):
+            await self.job
+        return self.job.exception() if not self.job.cancelled() else None
+
+
+async def _close(body: AsyncGenerator[bytes, None]) -> None:
+    """End the body generator (closing the pipe lets a writer still at work stop)."""
+    with contextlib.suppress(RuntimeError):  # still running: its cancellation closes it
+        await body.aclose()
 
 
 def _query(args: argparse.Namespace, dockerfile: str | None) -> str:
@@ -213,17 +364,35 @@ def _query(args: argparse.Namespace, dockerfile: str | None) -> str:
 
 
 async def build(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
-    with tempfile.TemporaryFile(prefix="portside-build-") as fh:
-        dockerfile = await asyncio.to_thread(_prepare, args, fh)
-        query = _query(args, dockerfile)
-        headers = {"Content-Type": "application/x-tar"}
-        if args.secret:
-            headers[SECRETS_HEADER] = await asyncio.to_thread(_secrets_header, args.secret)
-        async with docker._query(
-            query, method="POST", data=_chunks(fh), headers=headers, timeout=_NO_TIMEOUT
+    dockerfile, write = await asyncio.to_thread(_plan, args)
+    query = _query(args, dockerfile)
+    headers = {"Content-Type": "application/x-tar"}
+    if args.secret:
+        headers[SECRETS_HEADER] = await asyncio.to_thread(_secrets_header, args.secret)
+    tar = _TarPipe(write)
+    tar.start()
+    body = tar.chunks()
+    try:
+        async with docker._query(  # unversioned: no /version round trip first
+            query,
+            method="POST",
+            data=body,
+            headers=headers,
+            timeout=_NO_TIMEOUT,
+            versioned_api=False,
         ) as resp:
             image_id, failed = await _print_stream(resp, args.quiet)
+    except BaseException:
+        await _close(body)
+        tar.discard()
+        if isinstance(err := await tar.failure(), VerbError):
+            raise err from None  # the context could not be read: that, not the upload
+        raise
+    await _close(body)
+    tar.discard()
     if failed is not None:
+        if isinstance(err := await tar.failure(), VerbError):
+            raise err
         message, code = failed
         print(message, file=sys.stderr)
         return code

@@ -1,0 +1,137 @@
+"""The context tar ``portside build`` sends: the same bytes as ``tarfile`` writes, streamed
+through a pipe while it is made."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import tarfile
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+import pytest
+
+from tui.cli.build import _add_tree, _stdin_context, _TarPipe, _TarWriter, _write_tar
+from tui.cli.images import VerbError
+
+
+def _tarfile_bytes(root: Path) -> bytes:
+    """The context as ``tarfile`` itself writes it (what the fast writer must match)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
+        class Adapter(_TarWriter):
+            def add(
+                self, info: tarfile.TarInfo, path: Path | None = None, data: bytes = b""
+            ) -> None:
+                if path is not None:
+                    with open(path, "rb") as fh:
+                        tar.addfile(info, fh)
+                else:
+                    tar.addfile(info, io.BytesIO(data) if info.size else None)
+
+        _add_tree(Adapter(io.BytesIO()), root, "", None)
+    return out.getvalue()
+
+
+def _tree(root: Path) -> None:
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f").write_text("hi\n")
+    os.chmod(root / "a" / "b" / "f", 0o4755)
+    (root / "dir é").mkdir()
+    (root / "dir é" / "ü.txt").write_text("non-ascii names get a PAX header\n")
+    deep = root / "d" / ("n" * 90) / ("m" * 30)
+    deep.mkdir(parents=True)
+    (deep / "file").write_bytes(b"z" * 1000)  # a name longer than 100 bytes
+    (root / os.fsdecode(b"bad\xffname")).write_bytes(b"q")
+    (root / "big").write_bytes(os.urandom(70_000))
+    (root / "empty").touch()
+    os.utime(root / "empty", (-5, -5))  # an mtime before 1970
+    (root / "link").symlink_to("a/b/f")
+    (root / "longlink").symlink_to("x" * 150)
+    os.link(root / "a" / "b" / "f", root / "a" / "hard")
+    os.mkfifo(root / "fifo")
+
+
+def test_fast_writer_matches_tarfile(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    fast = io.BytesIO()
+    _write_tar(tmp_path, None, None, fast)
+    assert fast.getvalue() == _tarfile_bytes(tmp_path)
+    with tarfile.open(fileobj=io.BytesIO(fast.getvalue())) as tar:
+        names = tar.getnames()
+        assert f"d/{'n' * 90}/{'m' * 30}/file" in names
+        assert tar.getmember("a/hard").islnk() and tar.getmember("fifo").isfifo()
+        assert tar.getmember("longlink").linkname == "x" * 150
+        assert tar.extractfile("big").read() == (tmp_path / "big").read_bytes()  # type: ignore[union-attr]
+
+
+def test_file_shrinking_while_read_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"12345")
+    info = tarfile.TarInfo("f")
+    info.size = 10  # as if the file shrank after its lstat
+    with pytest.raises(OSError, match="shrank"):
+        _TarWriter(io.BytesIO()).add(info, tmp_path / "f")
+
+
+def test_stdin_dockerfile_becomes_a_one_file_tar() -> None:
+    out = io.BytesIO()
+    _stdin_context(b"FROM scratch\n", out)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        assert tar.extractfile("Dockerfile").read() == b"FROM scratch\n"  # type: ignore[union-attr]
+
+
+async def _collect(body: AsyncGenerator[bytes, None]) -> bytes:
+    return b"".join([chunk async for chunk in body])
+
+
+async def test_pipe_streams_what_the_writer_writes(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    pipe = _TarPipe(lambda out: _write_tar(tmp_path, None, None, out))
+    expected = io.BytesIO()
+    _write_tar(tmp_path, None, None, expected)
+    assert await _collect(pipe.chunks()) == expected.getvalue()
+    assert await pipe.failure() is None
+
+
+async def test_pipe_reports_the_writer_failure() -> None:
+    def write(out: io.BufferedWriter) -> None:
+        out.write(b"x" * 100_000)
+        raise VerbError("unable to prepare context: 'f' gone", 1)
+
+    pipe = _TarPipe(write)
+    with pytest.raises(VerbError, match="gone"):
+        await _collect(pipe.chunks())
+    assert isinstance(await pipe.failure(), VerbError)
+
+
+async def test_pipe_abandoned_by_its_reader_stops_the_writer() -> None:
+    """The upload ending early (the engine refused the build) closes the pipe: the writer
+    thread stops on the broken pipe instead of blocking for ever."""
+    written = []
+
+    def write(out: io.BufferedWriter) -> None:
+        for _ in range(1000):
+            out.write(b"y" * 65536)
+            written.append(1)
+
+    pipe = _TarPipe(write)
+    body = pipe.chunks()
+    assert await anext(body)
+    await body.aclose()
+    assert await asyncio.wait_for(pipe.failure(), 60) is None
+    assert len(written) < 1000
+
+
+async def test_pipe_started_but_never_read_stops_on_discard() -> None:
+    """The request failed before its body was read: discarding the pipe ends the writer."""
+
+    def write(out: io.BufferedWriter) -> None:
+        while True:  # far more than any pipe holds
+            out.write(b"z" * 65536)
+
+    pipe = _TarPipe(write)
+    pipe.start()
+    pipe.discard()
+    assert await asyncio.wait_for(pipe.failure(), 60) is None
