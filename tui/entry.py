@@ -8,6 +8,7 @@ the next ones) run in this process.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tui import cmdproto
@@ -20,11 +21,22 @@ def main() -> int:
 
         code = cmdclient.run(argv)
         if code is not None:
-            return code
+            return _leave(code)
         cmdclient.spawn_server()
     from tui.main import main as run_here
 
     return run_here(argv)
+
+
+def _leave(code: int) -> int:
+    """Exit with the warm worker's status, skipping the interpreter's teardown (a few ms of
+    every verb): this process only relayed the command and holds nothing to clean up."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
