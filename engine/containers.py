@@ -450,14 +450,15 @@ class ContainerService(
             if workdir:
                 await asyncio.to_thread(_make_workdir, rootfs, workdir)
             oci_mounts = []
-            for data in rec.Mounts:
-                m = MountSpec.from_json(data)
+            specs = [MountSpec.from_json(data) for data in rec.Mounts]
+            for m in specs:
                 source = ""
                 if m.type == "bind":
                     source = m.source
-                    if m.create_source:
+                    exists = await asyncio.to_thread(os.path.lexists, source)
+                    if m.create_source and not exists:  # a file given with -v is used as is
                         await asyncio.to_thread(os.makedirs, source, 0o755, True)
-                    elif not os.path.exists(source):
+                    elif not exists:
                         raise InvalidArgument(f"bind source path does not exist: {source}")
                 elif m.type == "volume":
                     _, data_dir, _ = await self.volumes.ensure(m.source)
@@ -465,6 +466,7 @@ class ContainerService(
                     if not m.nocopy:
                         await asyncio.to_thread(_copy_up, rootfs, m.destination, data_dir)
                 oci_mounts.append(spec.user_mount(m, source))
+            await asyncio.to_thread(_make_mountpoints, rootfs, specs)
             netns_path, shared_etc = await net_up
             etc = shared_etc or {n: cdir / n for n in ("hosts", "hostname", "resolv.conf")}
             size = rec.HostConfig.get("ConsoleSize") or [0, 0]
@@ -974,6 +976,26 @@ def _make_workdir(rootfs: Path, workdir: str) -> None:
         raise InvalidArgument(
             f"cannot create working directory {workdir}: {err.strerror or err}"
         ) from None
+
+
+def _make_mountpoints(rootfs: Path, specs: list[MountSpec]) -> None:
+    """Create missing mount destinations in the container's own layer, directories 0755
+    (an empty file for a bind of a file), as docker does before it starts a container:
+    they then belong to the container like docker's (``commit`` and a RUN after VOLUME keep
+    them, without what the mounts hold). Left to the runtime, crun makes them 01755.
+    Destinations inside another mount are the runtime's to make, in that mount."""
+    dests = [fsroot.clean(m.destination) for m in specs]
+    for m, dest in zip(specs, dests, strict=True):
+        if any(dest != other and dest.startswith(other.rstrip("/") + "/") for other in dests):
+            continue
+        directory = m.type != "bind" or os.path.isdir(m.source)
+        try:
+            fsroot.ensure_mountpoint(rootfs, dest, directory=directory)
+        except OSError as err:
+            raise InvalidArgument(
+                f"cannot create the mount point {m.destination} in the container: "
+                f"{err.strerror or err}"
+            ) from None
 
 
 def _copy_up(rootfs: Path, destination: str, data_dir: Path) -> None:

@@ -955,12 +955,14 @@ def _write_script(host: Path, content: str) -> None:
 
 
 def _mount_stubs(changed: list[tuple[str, int]], targets: list[str]) -> set[str]:
-    """Changed paths that are only parents of RUN mount targets (mountpoint stubs):
-    left out of the layer unless something else changed below them."""
+    """Changed paths that are only RUN mount targets or their parents (mountpoint stubs,
+    which BuildKit removes too): left out of the layer unless something else changed
+    below them."""
     stubs = {
         path
         for path, kind in changed
-        if kind != 2 and any(t.startswith(path.rstrip("/") + "/") for t in targets)
+        if kind != 2
+        and (path in targets or any(t.startswith(path.rstrip("/") + "/") for t in targets))
     }
     real = [path for path, _ in changed if path not in stubs and path not in targets]
     return {s for s in stubs if not any(r.startswith(s.rstrip("/") + "/") for r in real)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -84,7 +84,11 @@ def _lower_children(lowers: list[Path], rel: str) -> set[str]:
     return names
 
 
-def overlay_changes(upper: Path, lowers: list[Path], exclude: set[str]) -> list[tuple[str, int]]:
+def overlay_changes(
+    upper: Path, lowers: list[Path], exclude: set[str], mountpoints: Collection[str] = ()
+) -> list[tuple[str, int]]:
+    """Changes in an overlay upper dir; ``exclude``d paths are left out with what they hold,
+    ``mountpoints`` keep their own entry but not what is below them."""
     out: list[tuple[str, int]] = []
 
     def walk(rel: str) -> None:
@@ -104,7 +108,7 @@ def overlay_changes(upper: Path, lowers: list[Path], exclude: set[str]) -> list[
                 continue
             existed = _in_lowers(lowers, path)
             out.append((path, MODIFIED if existed else ADDED))
-            if stat.S_ISDIR(st.st_mode):
+            if stat.S_ISDIR(st.st_mode) and path not in mountpoints:
                 if existed and _is_opaque(full):
                     present = set(os.listdir(full))
                     for gone in sorted(_lower_children(lowers, path) - present):
@@ -132,13 +136,17 @@ def _tree(root: Path) -> dict[str, os.stat_result]:
     return out
 
 
-def naive_changes(rootfs: Path, image: Path | None, exclude: set[str]) -> list[tuple[str, int]]:
-    """Changes of a copied rootfs compared with the image's tree."""
+def naive_changes(
+    rootfs: Path, image: Path | None, exclude: set[str], mountpoints: Collection[str] = ()
+) -> list[tuple[str, int]]:
+    """Changes of a copied rootfs compared with the image's tree (``exclude`` and
+    ``mountpoints`` as for ``overlay_changes``)."""
     now = _tree(rootfs)
     before = _tree(image) if image is not None else {}
+    below = tuple(m.rstrip("/") + "/" for m in mountpoints)
     out = []
     for path, st in now.items():
-        if path in exclude:
+        if path in exclude or path.startswith(below):
             continue
         old = before.get(path)
         if old is None:
@@ -239,8 +247,11 @@ class _Writer:
         self.tar.addfile(info)
 
 
-def write_layer_overlay(out: BinaryIO, upper: Path, exclude: set[str]) -> None:
-    """The layer tar of an overlay upper dir."""
+def write_layer_overlay(
+    out: BinaryIO, upper: Path, exclude: set[str], mountpoints: Collection[str] = ()
+) -> None:
+    """The layer tar of an overlay upper dir (``exclude`` and ``mountpoints`` as for
+    ``overlay_changes``)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         w = _Writer(tar)
         base = str(upper)
@@ -258,6 +269,9 @@ def write_layer_overlay(out: BinaryIO, upper: Path, exclude: set[str]) -> None:
                     w.whiteout(arc)
                     continue
                 w.add(full, arc)
+                if "/" + arc in mountpoints and name in dirs:
+                    dirs.remove(name)
+                    continue
                 if stat.S_ISDIR(st.st_mode) and _is_opaque(full):
                     w.opaque(arc)
 

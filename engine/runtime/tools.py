@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.digest import Digest
 from engine.errors import Conflict, InvalidArgument, PortsideError
-from engine.runtime import cgroups, views
+from engine.runtime import cgroups, fsroot, views
 from engine.runtime import changes as changes_mod
 from engine.runtime import commit as commit_mod
 from engine.runtime import record as records
@@ -109,7 +109,13 @@ class ToolsMixin:
         return {"Titles": titles, "Processes": procs}
 
     def _excluded(self, rec: Record) -> set[str]:
-        return set(rec.InitPaths) | {m["destination"] for m in rec.Mounts}
+        """The init layer's paths: never changes of the container."""
+        return set(rec.InitPaths)
+
+    def _mountpoints(self, rec: Record) -> set[str]:
+        """Mount destinations: the mount point is the container's (made at start, as
+        docker makes it, and kept by commit), what is mounted there is not."""
+        return {fsroot.clean(m["destination"]) for m in rec.Mounts}
 
     async def changes(self, name: str) -> list[dict[str, Any]]:
         """docker diff: ``[{"Path", "Kind"}]`` (0 changed, 1 added, 2 deleted)."""
@@ -121,12 +127,12 @@ class ToolsMixin:
             if rec.Chain:
                 lowers += self.snapshots.lowers(Digest.parse(rec.Chain))
             found = await asyncio.to_thread(
-                changes_mod.overlay_changes, cdir / "upper", lowers, exclude
+                changes_mod.overlay_changes, cdir / "upper", lowers, exclude, self._mountpoints(rec)
             )
         else:
             image = self.snapshots.fs_path(Digest.parse(rec.Chain)) if rec.Chain else None
             found = await asyncio.to_thread(
-                changes_mod.naive_changes, cdir / "rootfs", image, exclude
+                changes_mod.naive_changes, cdir / "rootfs", image, exclude, self._mountpoints(rec)
             )
         return [{"Path": p, "Kind": k} for p, k in found]
 
@@ -166,9 +172,10 @@ class ToolsMixin:
             exclude = self._excluded(rec) | set(exclude)
             if self.rootfs.overlay:
                 upper = cdir / "upper"
+                mountpoints = self._mountpoints(rec)
 
                 def write_tar(fh: Any) -> None:
-                    changes_mod.write_layer_overlay(fh, upper, exclude)
+                    changes_mod.write_layer_overlay(fh, upper, exclude, mountpoints)
             else:
                 found = await self.changes(rec.Id)
                 pairs = [(c["Path"], c["Kind"]) for c in found if c["Path"] not in exclude]

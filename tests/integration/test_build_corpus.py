@@ -86,12 +86,6 @@ KNOWN: list[tuple[str, str, str]] = [
         r"^tree missing  ctx/\.dockerignore: file",
         "tui/cli/build.py: deliberate; the docker CLI keeps .dockerignore (random name added)",
     ),
-    (
-        "expose-volume",
-        r"^tree (missing  (data|prefilled|json/one|json/two|plain/a|plain/b): dir|"
-        r"differs  (json|plain): want dir 0o755 0:0 \| got dir 0o1755 0:0)",
-        "containers/runtime: RUN after VOLUME leaves no mount points; parents come out 01755",
-    ),
 ]
 _CHUNK = 1 << 16
 

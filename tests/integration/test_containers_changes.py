@@ -182,3 +182,39 @@ async def test_stats_and_top(h: Harness, busybox: str) -> None:
         await h.containers.top(cid)
     final = await h.containers.last_stats(cid)
     assert final["memory_stats"] == {}
+
+
+async def test_mount_points_are_the_containers_not_what_is_mounted(
+    h: Harness, busybox: str, tmp_path: Path
+) -> None:
+    """As docker: missing mount destinations are made in the container's layer before it
+    starts (directories 0755, an empty file for a bind of a file), so diff and commit show
+    them; what the mounts hold stays out."""
+    conf = tmp_path / "extra.conf"
+    conf.write_text("from the host\n")
+    cid = await h.create(
+        busybox,
+        ["sh", "-c", "echo in > /made/here/inside; stat -c %a /made /made/here; cat /etc/x.conf"],
+        HostConfig={
+            "Mounts": [
+                {"Type": "volume", "Source": f"mp-{h.runtime}", "Target": "/made/here"},
+                {"Type": "tmpfs", "Target": "/made/here/tmp"},  # inside the volume: not ours
+            ],
+            "Binds": [f"{conf}:/etc/x.conf:ro"],
+        },
+    )
+    waiter = h.containers.waiter(cid, "next-exit")
+    await h.containers.start(cid)
+    assert (await waiter)["StatusCode"] == 0
+    assert await h.output(cid) == "755\n755\nfrom the host\n"
+    got = {c["Path"]: c["Kind"] for c in await h.containers.changes(cid)}
+    assert got == {"/made": 1, "/made/here": 1, "/etc": 0, "/etc/x.conf": 1}
+    await h.containers.commit(cid, repo="mountpoints/test", tag=h.runtime)
+    check = await h.create(
+        f"mountpoints/test:{h.runtime}",
+        ["sh", "-c", "stat -c '%a %F' /made /made/here /etc/x.conf; ls -A /made/here"],
+    )
+    waiter = h.containers.waiter(check, "next-exit")
+    await h.containers.start(check)
+    assert (await waiter)["StatusCode"] == 0
+    assert await h.output(check) == ("755 directory\n755 directory\n644 regular empty file\n")
