@@ -298,6 +298,8 @@ class ResourceTable(DataTable, Generic[RowT]):
         body = height - (self.header_height if self.show_header else 0)
         if self.cursor_type != "row" or not self.row_count or body <= 0 or not self.region:
             return
+        if self._require_update_dimensions or self._updated_cells or self._new_rows:
+            return  # column widths not measured yet: DataTable does it when idle
         scroll_x, scroll_y = self.scroll_offset
         header = height - body
         top = scroll_y + header  # the first body line's y, as render_line makes it
@@ -347,6 +349,7 @@ class ResourceTable(DataTable, Generic[RowT]):
             self._show_hover_cursor,
             self._update_count,
             self._pseudo_class_state,
+            tuple(column.get_render_width(self) for column in self.ordered_columns),
         )
         strip = self._strips.get(key)
         if strip is None:
@@ -395,6 +398,7 @@ class ResourceTable(DataTable, Generic[RowT]):
         cache_key = (
             row_key,
             self._column_locations.get_key(column_index),
+            width,  # DataTable measures columns when idle, after rows are added
             base_style,
             cursor,
             hover,
