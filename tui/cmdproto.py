@@ -67,8 +67,8 @@ def warm_eligible(argv: list[str]) -> bool:
 
 
 def code_key() -> str:
-    """Names the code a server has loaded: the interpreter, and the newest module file of
-    the verbs' code. An edited or upgraded checkout gets a fresh server."""
+    """Names the code a server has loaded: the environment and interpreter, and the newest
+    module file of the verbs' code. An edited or upgraded checkout gets a fresh server."""
     import sys
 
     newest = 0
@@ -77,7 +77,9 @@ def code_key() -> str:
             for entry in entries:
                 if entry.name.endswith(".py"):
                     newest = max(newest, entry.stat().st_mtime_ns)
-    text = f"{sys.executable}\0{sys.hexversion}\0{_PACKAGE}\0{newest}"
+    # the environment and the real interpreter: .venv/bin/python and python3 share a server
+    interpreter = f"{sys.prefix}\0{os.path.realpath(sys.executable)}"
+    text = f"{interpreter}\0{sys.hexversion}\0{_PACKAGE}\0{newest}"
     # FNV-1a: a stable name without importing hashlib.
     h = 0xCBF29CE484222325
     for byte in text.encode():
