@@ -98,16 +98,14 @@ def _drain(master: int, seconds: float, until: Callable[[bytes], bool] | None = 
     return CSI.sub(b"", raw)
 
 
-def pty_figures(host: str, containers: int, config_home: Path, idle_s: float) -> PtyFigures:
-    """Run ``portside --host HOST`` on a PTY: first paint, full render, memory, idle CPU."""
-    config_home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PORTSIDE_CONFIG")}
-    env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(config_home))
+def _on_pty(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, float]:
+    """``portside ARGS`` on a new PTY of COLUMNS x LINES: the process, the master fd and
+    when it was started (``time.perf_counter``)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [str(PORTSIDE), "--host", host],
+        [str(PORTSIDE), *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -115,6 +113,15 @@ def pty_figures(host: str, containers: int, config_home: Path, idle_s: float) ->
         start_new_session=True,
     )
     os.close(slave)
+    return proc, master, started
+
+
+def pty_figures(host: str, containers: int, config_home: Path, idle_s: float) -> PtyFigures:
+    """Run ``portside --host HOST`` on a PTY: first paint, full render, memory, idle CPU."""
+    config_home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PORTSIDE_CONFIG")}
+    env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(config_home))
+    proc, master, started = _on_pty(["--host", host], env)
     full = f"Containers {containers}".encode()
     try:
         text = b""
@@ -178,18 +185,7 @@ def embedded_figures(work: Path, rounds: int = 3) -> tuple[float, float]:
             XDG_CONFIG_HOME=str(home / "config"),
             XDG_RUNTIME_DIR=str(home / "run"),
         )
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [str(PORTSIDE), "--root", str(home / "root")],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env=env,
-            start_new_session=True,
-        )
-        os.close(slave)
+        proc, master, started = _on_pty(["--root", str(home / "root")], env)
         try:
             first = None
             text = b""

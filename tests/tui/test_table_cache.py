@@ -39,6 +39,19 @@ def rows(count: int, status: str = "Created") -> list[ContainerRow]:
     ]
 
 
+def offline_app() -> PortsideApp:
+    """The dashboard with no engine (the test posts the engine's messages), frozen clock."""
+    return PortsideApp(
+        _no_engine, "dockerd", "dark", clock=lambda: sample_data.NOW, autoconnect=False
+    )
+
+
+async def show_rows(pilot: Any, app: PortsideApp, count: int = 200) -> None:
+    app.post_message(EngineConnected(sample_data.engine_info()))
+    app.post_message(ContainersUpdated(rows(count), complete=True))
+    await sample_data.settle(pilot)
+
+
 async def cold_equals_cached(pilot: Any, app: PortsideApp) -> None:
     cached = app.export_screenshot()
     table = app.main.containers.table
@@ -49,13 +62,9 @@ async def cold_equals_cached(pilot: Any, app: PortsideApp) -> None:
 
 
 async def test_cached_lines_match_a_cold_render() -> None:
-    app = PortsideApp(
-        _no_engine, "dockerd", "dark", clock=lambda: sample_data.NOW, autoconnect=False
-    )
+    app = offline_app()
     async with app.run_test(size=(120, 30)) as pilot:
-        app.post_message(EngineConnected(sample_data.engine_info()))
-        app.post_message(ContainersUpdated(rows(200), complete=True))
-        await sample_data.settle(pilot)
+        await show_rows(pilot, app)
         table = app.main.containers.table
         await pilot.press("j", "j", "j", "k")
         await sample_data.settle(pilot)
@@ -80,9 +89,7 @@ async def test_cells_are_drawn_as_datatable_draws_them() -> None:
     # ResourceTable lays out one-line Text cells itself (DataTable's Rich path was most of a
     # page's frame time): every cell of every list, in every cursor and hover state, in
     # both themes, must come out as DataTable's own _render_cell makes it.
-    app = PortsideApp(
-        _no_engine, "dockerd", "dark", clock=lambda: sample_data.NOW, autoconnect=False
-    )
+    app = offline_app()
     async with app.run_test(size=(160, 40)) as pilot:
         await sample_data.load(pilot)
         main = app.main
@@ -110,13 +117,9 @@ async def test_cells_are_drawn_as_datatable_draws_them() -> None:
 
 
 async def test_filtering_reuses_cells_only_of_unchanged_rows() -> None:
-    app = PortsideApp(
-        _no_engine, "dockerd", "dark", clock=lambda: sample_data.NOW, autoconnect=False
-    )
+    app = offline_app()
     async with app.run_test(size=(120, 30)) as pilot:
-        app.post_message(EngineConnected(sample_data.engine_info()))
-        app.post_message(ContainersUpdated(rows(200), complete=True))
-        await sample_data.settle(pilot)
+        await show_rows(pilot, app)
         table = app.main.containers.table
         await pilot.press("slash", *"row-01")
         await sample_data.settle(pilot)
@@ -133,13 +136,9 @@ async def test_filtering_reuses_cells_only_of_unchanged_rows() -> None:
 
 
 async def test_the_next_pages_are_drawn_ahead_while_idle() -> None:
-    app = PortsideApp(
-        _no_engine, "dockerd", "dark", clock=lambda: sample_data.NOW, autoconnect=False
-    )
+    app = offline_app()
     async with app.run_test(size=(120, 30)) as pilot:
-        app.post_message(EngineConnected(sample_data.engine_info()))
-        app.post_message(ContainersUpdated(rows(200), complete=True))
-        await sample_data.settle(pilot)
+        await show_rows(pilot, app)
         table = app.main.containers.table
         await pilot.press("pagedown")  # a page in: there are pages above and below
         await sample_data.settle(pilot)
