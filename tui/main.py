@@ -72,10 +72,16 @@ def build_parser(*, verbs: bool = True) -> argparse.ArgumentParser:
     from tui.cli import networks as network_verbs
     from tui.cli import registry as registry_verbs
     from tui.cli import scan as scan_verbs
+    from tui.cli import system as system_verbs
 
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
 
     sub.add_parser("serve", help="run the engine daemon (Docker Engine API)", add_help=False)
+
+    p = sub.add_parser("version", help="show the client's and the engine's versions")
+    p.add_argument("-f", "--format", choices=["json"], help="json: both parts as one object")
+    _engine_options(p, top=False)
+    p.set_defaults(func=system_verbs.version)
 
     p = sub.add_parser("pull", help="pull an image from a registry")
     p.add_argument("ref")
