@@ -162,6 +162,10 @@ def image_rows(entry: ApiEntry) -> list[ImageRow]:
     ]
 
 
+# Components that are parts of an engine, not the engine: runtimes, containerd, init.
+_HELPERS = frozenset({"engine", "containerd", "runc", "crun", "docker-init", "conmon"})
+
+
 @dataclass(frozen=True, slots=True)
 class EngineInfo:
     """Who we are talking to, from ``GET /version``."""
@@ -182,13 +186,9 @@ class EngineInfo:
             product = str(platform["Name"])
         for component in version.get("Components") or []:
             comp_name = str(component.get("Name") or "")
-            if comp_name and comp_name.lower() not in (
-                "engine",
-                "containerd",
-                "runc",
-                "docker-init",
-            ):
-                product = comp_name  # e.g. "Podman Engine", "portside"
+            lowered = comp_name.lower()
+            if comp_name and lowered not in _HELPERS and not lowered.startswith("oci runtime"):
+                product = comp_name  # e.g. "Podman Engine"
                 break
         return cls(
             name=name,

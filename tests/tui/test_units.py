@@ -106,6 +106,21 @@ def test_rows_from_api_entries() -> None:
         },
     )
     assert podman.product == "Podman Engine"
+    mine = EngineInfo.from_version(  # portside serve's own /version
+        "embedded",
+        "u",
+        {
+            "Version": "0.1.0",
+            "ApiVersion": "1.44",
+            "Platform": {"Name": "portside"},
+            "Components": [
+                {"Name": "Engine", "Version": "0.1.0"},
+                {"Name": "crun", "Version": "1.8.1"},
+                {"Name": "runc", "Version": "1.1.5"},
+            ],
+        },
+    )
+    assert mine.product == "portside"  # not its runtime
 
 
 def test_pull_progress_folds_layers_and_errors() -> None:
