@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import errno
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -82,18 +83,23 @@ def _find_os_error(exc: BaseException) -> OSError | None:
     return None
 
 
+def _is_a(exc: BaseException, module: str, name: str) -> bool:
+    """``isinstance(exc, module.name)`` without importing ``module``: a failure from before
+    the client library was loaded (the embedded engine's start) cannot be one of its errors,
+    and importing aiohttp here would stall the event loop for ~100 ms."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, getattr(loaded, name))
+
+
 def describe_failure(exc: BaseException, url: str) -> EngineProblem:
     """A one-line reason and a hint for why ``url`` cannot be used."""
-    import aiodocker  # loaded by the connector (tui.client.open_client) before it fails
-    import aiohttp
-
     where = url.removeprefix("unix://") if url.startswith("unix://") else url
     if isinstance(exc, TimeoutError):
         return EngineProblem(
             f"{where} did not answer within {CONNECT_TIMEOUT:g} s",
             "the engine may be overloaded or hung; check its log, or restart it",
         )
-    if isinstance(exc, ValueError) and not isinstance(exc, aiodocker.DockerError):
+    if isinstance(exc, ValueError) and not _is_a(exc, "aiodocker", "DockerError"):
         return EngineProblem(
             f"bad engine address {url!r}: {one_line(str(exc))}",
             "use unix:///path/to.sock, tcp://host:port or ssh://user@host",
@@ -132,7 +138,7 @@ def describe_failure(exc: BaseException, url: str) -> EngineProblem:
             f"cannot connect to {where}: {reason}",
             "check that the engine runs and that the address is right",
         )
-    if isinstance(exc, aiodocker.DockerError):
+    if _is_a(exc, "aiodocker", "DockerError"):
         if exc.status == 900:
             return EngineProblem(
                 one_line(exc.message), "check that the engine runs and that the address is right"
@@ -141,7 +147,7 @@ def describe_failure(exc: BaseException, url: str) -> EngineProblem:
             f"the engine at {where} answered HTTP {exc.status}: {one_line(exc.message)}",
             "check that the address points at a Docker-compatible engine API",
         )
-    if isinstance(exc, aiohttp.ClientError):
+    if _is_a(exc, "aiohttp", "ClientError"):
         return EngineProblem(
             f"connection to {where} failed: {one_line(str(exc)) or type(exc).__name__}",
             "check that the engine runs and that the address is right",
