@@ -5,26 +5,12 @@ cannot start is an unreachable screen saying why, not a crash."""
 from __future__ import annotations
 
 import os
-import re
 import sys
-import time
 from pathlib import Path
 
 from tests.fixtures.terminal import Terminal
 
 PORTSIDE = Path(sys.executable).with_name("portside")
-CSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
-
-
-def wait_for_text(term: Terminal, text: bytes, timeout: float = 60) -> bytes:
-    """The screen output so far, escape sequences removed, once ``text`` is in it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        plain = CSI.sub(b"", term.out)
-        if text in plain:
-            return plain
-        term.read_for(0.2)
-    raise AssertionError(f"{text!r} never shown; output ends {CSI.sub(b'', term.out)[-800:]!r}")
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
@@ -46,13 +32,15 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 def test_the_dashboard_starts_the_embedded_engine_and_stops_it(tmp_path: Path) -> None:
     env = environment(tmp_path)
-    term = Terminal([str(PORTSIDE), "--root", str(tmp_path / "root")], env, rows=30, cols=110)
-    screen = wait_for_text(term, b"Containers 0")
-    assert b"embedded" in screen and b"unreachable" not in screen
-    sockets = list((tmp_path / "run").glob("portside-*/engine.sock"))
-    assert len(sockets) == 1  # the engine this dashboard started, on a private socket
-    term.send(b"q")
-    assert term.exit_code(timeout=60) == 0
+    with Terminal(
+        [str(PORTSIDE), "--root", str(tmp_path / "root")], env, rows=30, cols=110
+    ) as term:
+        screen = term.expect_text(b"Containers 0")
+        assert b"embedded" in screen and b"unreachable" not in screen
+        sockets = list((tmp_path / "run").glob("portside-*/engine.sock"))
+        assert len(sockets) == 1  # the engine this dashboard started, on a private socket
+        term.send(b"q")
+        assert term.exit_code(timeout=60) == 0
     assert list((tmp_path / "run").glob("portside-*")) == []  # stopped, private dir removed
     assert (tmp_path / "root").is_dir()
 
@@ -61,9 +49,9 @@ def test_an_engine_that_cannot_start_is_shown_not_crashed(tmp_path: Path) -> Non
     env = environment(tmp_path)
     root = tmp_path / "not-a-dir"
     root.write_text("a file where the engine's root should be\n")
-    term = Terminal([str(PORTSIDE), "--root", str(root)], env, rows=30, cols=110)
-    screen = wait_for_text(term, b"did not start")
-    assert b"Traceback" not in screen
-    term.send(b"q")
-    assert term.exit_code(timeout=60) == 0
+    with Terminal([str(PORTSIDE), "--root", str(root)], env, rows=30, cols=110) as term:
+        screen = term.expect_text(b"did not start")
+        assert b"Traceback" not in screen
+        term.send(b"q")
+        assert term.exit_code(timeout=60) == 0
     assert list((tmp_path / "run").glob("portside-*")) == []

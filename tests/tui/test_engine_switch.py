@@ -5,15 +5,11 @@ from which another switch is possible. Two real engines: dockerd and ``portside 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +17,8 @@ import pytest
 from textual.command import CommandList, CommandPalette
 from textual.widgets import OptionList
 
+from tests.fixtures.terminal import Terminal
 from tests.tui.helpers import cli, dashboard, wait_for
-from tests.tui.test_entry_point import read_until
 from tui.app import PortsideApp
 from tui.client import (
     EngineOptions,
@@ -238,28 +234,12 @@ def test_context_option_opens_the_dashboard_on_it(
     write_context(docker_config, "reference", dockerd.host)
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PORTSIDE_CONFIG")}
     env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(tmp_path))
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 110, 0, 0))
     portside = Path(sys.executable).with_name("portside")
-    proc = subprocess.Popen(
-        [str(portside), "--context", "reference"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        start_new_session=True,
-    )
-    os.close(slave)
-    try:
-        screen = read_until(master, name.encode(), proc, timeout=60)
+    with Terminal([str(portside), "--context", "reference"], env, rows=30, cols=110) as term:
+        screen = term.expect_text(name.encode())
         assert b"reference" in screen
-        os.write(master, b"q")
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
+        term.send(b"q")
+        assert term.exit_code(timeout=30) == 0
     missing = subprocess.run(
         [str(portside), "--context", "nowhere"],
         env=env,
