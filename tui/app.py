@@ -534,13 +534,13 @@ class PortsideApp(App[int]):
         self.run_worker(self._container_action(row, verb), group="actions")
 
     async def _container_action(self, row: ContainerRow, verb: str) -> None:
-        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
-
         summary = f"{_PAST.get(verb, verb)} {row.name}"
         docker = self.docker
         if docker is None:
             self.post_message(ActionFinished(summary, error="the engine is not connected"))
             return
+        from aiodocker import DockerError  # loaded with the client it made
+
         container = docker.containers.container(row.id)
         try:
             if verb == "remove":
@@ -560,13 +560,13 @@ class PortsideApp(App[int]):
         self.run_worker(self._image_remove(row), group="actions")
 
     async def _image_remove(self, row: ImageRow) -> None:
-        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
-
         name = row.reference if not row.dangling else row.id
         docker = self.docker
         if docker is None:
             self.post_message(ActionFinished(f"Remove {name}", error="the engine is not connected"))
             return
+        from aiodocker import DockerError  # loaded with the client it made
+
         try:
             await docker.images.delete(name)
         except DockerError as err:
@@ -595,8 +595,6 @@ class PortsideApp(App[int]):
         self.run_worker(self._object_action(kind, verb, target, label or target), group="actions")
 
     async def _object_action(self, kind: str, verb: str, target: str, label: str) -> None:
-        from aiodocker import DockerError  # loaded with the client (tui.client.open_client)
-
         plural = f"{kind}s"
         what = f"{kind} {label}" if target else f"unused {plural}"
         docker = self.docker
@@ -605,6 +603,8 @@ class PortsideApp(App[int]):
                 ActionFinished(f"{verb.capitalize()} {what}", error="the engine is not connected")
             )
             return
+        from aiodocker import DockerError  # loaded with the client it made
+
         try:
             if verb == "create":
                 body = {"Name": target}
