@@ -142,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 figures = report(pty, embedded, scroll, paging, filtering)
             finally:
-                ids = engine.docker("ps", "-aq", check=False).stdout.split()
-                if ids:
-                    engine.docker("rm", "-f", *ids, check=False)
+                engine.remove_containers()
     finally:
         unmount_under(work)
         shutil.rmtree(work, ignore_errors=True)

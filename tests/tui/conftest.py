@@ -34,10 +34,7 @@ def portside_engine(
             try:
                 yield engine
             finally:
-                # Containers outlive the engine by design: remove them before it stops.
-                ids = engine.docker("ps", "-aq", check=False).stdout.split()
-                if ids:
-                    engine.docker("rm", "-f", *ids, check=False)
+                engine.remove_containers()
     finally:
         unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
