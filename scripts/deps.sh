@@ -56,3 +56,29 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra"
   touch "$stamp"
 fi
+
+# Compiled modules: an interpreter started with PYTHONDONTWRITEBYTECODE (or by a user who
+# cannot write here) would otherwise compile every module it imports on every start.
+.venv/bin/python -m compileall -q -j 0 tui engine themes >/dev/null
+
+# portside's own launcher in place of pip's generated script: pip's imports `re` and runs
+# site before the thin client starts, a third of its start (tui/entry.py runs site itself
+# when a command does not go to the command server). Kept only for plain paths.
+root=$PWD
+case $root in
+  *[!A-Za-z0-9/._+-]*) ;;  # a path a shebang or a string literal could not hold: pip's stays
+  *)
+    cat > .venv/bin/portside.new <<LAUNCHER
+#!$root/.venv/bin/python -S
+# Written by scripts/deps.sh: see tui/entry.py.
+import sys
+
+sys.path.insert(1, "$root")
+from tui.entry import main
+
+sys.exit(main())
+LAUNCHER
+    chmod 755 .venv/bin/portside.new
+    mv -f .venv/bin/portside.new .venv/bin/portside
+    ;;
+esac

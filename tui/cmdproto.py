@@ -77,8 +77,11 @@ def code_key() -> str:
             for entry in entries:
                 if entry.name.endswith(".py"):
                     newest = max(newest, entry.stat().st_mtime_ns)
-    # the environment and the real interpreter: .venv/bin/python and python3 share a server
-    interpreter = f"{sys.prefix}\0{os.path.realpath(sys.executable)}"
+    # the environment (the venv holding the interpreter's link, as site finds it: sys.prefix
+    # is not set yet under the launcher's -S) and the real interpreter: .venv/bin/python and
+    # python3 share a server
+    env = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
+    interpreter = f"{env}\0{os.path.realpath(sys.executable)}"
     text = f"{interpreter}\0{sys.hexversion}\0{_PACKAGE}\0{newest}"
     # FNV-1a: a stable name without importing hashlib.
     h = 0xCBF29CE484222325

@@ -97,3 +97,20 @@ def test_the_dashboard_starts_without_the_client_or_the_terminal_stack() -> None
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     assert loaded == []
+
+
+def test_the_thin_client_loads_only_what_it_needs() -> None:
+    # The launcher runs Python with -S; a verb handed to the command server must get there
+    # on built-in modules alone. re (pip's script), enum (signal.py, socket.py) and site
+    # each cost milliseconds on every command.
+    probe = (
+        "import sys\n"
+        f"sys.path.insert(1, {str(ROOT)!r})\n"
+        "import tui.entry, tui.cmdclient\n"
+        "heavy = ('site', 're', 'enum', 'signal', 'socket', 'subprocess', 'tui.main')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-S", "-c", probe], cwd="/", capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []

@@ -4,6 +4,8 @@ private directory and the staleness check."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,19 @@ def test_a_changed_module_file_makes_the_server_stale(tmp_path: Path) -> None:
     assert cmdserver._stale(files)
     module.unlink()
     assert cmdserver._stale({str(module): 1})
+
+
+def test_the_launcher_and_a_plain_interpreter_share_a_server() -> None:
+    """The launcher's ``python -S`` has no venv prefix yet; it must still name the server
+    ``python`` and ``python3`` of the same venv use."""
+    probe = (
+        f"import sys; sys.path.insert(1, {str(Path(cmdproto.__file__).parents[1])!r}); "
+        "from tui import cmdproto; print(cmdproto.code_key())"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, *flags, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for flags in ([], ["-S"])
+    }
+    assert len(keys) == 1 and "" not in keys
