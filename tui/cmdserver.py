@@ -20,6 +20,7 @@ import fcntl
 import io
 import marshal
 import os
+import select
 import signal
 import socket
 import struct
@@ -28,11 +29,15 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from tui import cmdproto
+from tui.prefault import Prefault
 
 CHECK_INTERVAL = 5.0
+SETTLE = 0.05
+BUSY_CAP = 1.0
 _FDS = struct.Struct("3i")
 
 
@@ -195,9 +200,87 @@ def _worker(conn: socket.socket, closing: list[int], verbs: Any, parser: Any) ->
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
+    # Let go of the client's stdio before reporting: a reader of its pipes (``$(portside
+    # ...)``, a test) sees end-of-file with the client's exit, not once this process has
+    # torn down its memory.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
     with contextlib.suppress(OSError):
         conn.sendall(cmdproto.RESULT + cmdproto.STATUS.pack(status & 0xFF))
     os._exit(0)
+
+
+@dataclass
+class _Spare:
+    """The server's end of a spare worker: its pid, the pipe it reports on (``a`` once it
+    has a client, then end-of-file when that command is over) and the pipe that lets it
+    pre-fault."""
+
+    pid: int
+    reports: int
+    go: int
+    going: bool = False
+
+
+def _spare(
+    listener: socket.socket,
+    reports: int,
+    go: int,
+    closing: list[int],
+    prefault: Prefault | None,
+    verbs: Any,
+    parser: Any,
+) -> NoReturn:
+    """In a spare worker: wait for a client or the word to pre-fault, then serve a client."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server ends an unused spare so
+    ready, _, _ = select.select([listener, go], [], [])
+    if go in ready and listener not in ready:
+        if not os.read(go, 1):
+            os._exit(0)  # the server is gone
+        if prefault is not None:
+            prefault.run(lambda: bool(select.select([listener], [], [], 0)[0]))
+    os.close(go)
+    while True:
+        try:
+            conn, _addr = listener.accept()
+        except InterruptedError:
+            continue
+        except OSError:
+            os._exit(0)
+        break
+    os.write(reports, b"a")  # held open until this worker exits: the server sees it end
+    if _peer_uid(conn) != os.geteuid():
+        os._exit(0)
+    _worker(conn, [listener.fileno(), *closing], verbs, parser)
+
+
+def _fork_spare(
+    listener: socket.socket, lock_fd: int, prefault: Prefault | None, verbs: Any, parser: Any
+) -> _Spare:
+    """Fork the next spare worker; it waits in accept() for the next client."""
+    reports_r, reports_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(reports_r)
+            os.close(go_w)
+            _spare(listener, reports_w, go_r, [lock_fd], prefault, verbs, parser)
+        finally:
+            os._exit(1)  # never back into the server's loop
+    os.close(reports_w)
+    os.close(go_r)
+    return _Spare(pid, reports_r, go_w)
+
+
+def _prefault_due(busy: dict[int, float], last: float) -> float:
+    """When the spare should pre-fault: once the machine is quiet (``SETTLE`` after the last
+    command ended, so a script's next command is not slowed by it), or ``BUSY_CAP`` into
+    commands that keep running (a shell, ``logs -f``)."""
+    if busy:
+        return min(busy.values()) + BUSY_CAP
+    return last + SETTLE
 
 
 def serve(path: str) -> int:
@@ -219,23 +302,42 @@ def serve(path: str) -> int:
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
     signal.signal(signal.SIGTERM, stop)
-    listener.settimeout(min(CHECK_INTERVAL, idle))
+    prefault = Prefault.load()
     last = time.monotonic()
+    busy: dict[int, float] = {}  # report pipe of each running worker -> when it started
+    spare = _fork_spare(listener, lock_fd, prefault, verbs, parser)
     try:
         while True:
-            try:
-                conn, _addr = listener.accept()
-            except TimeoutError:
-                if time.monotonic() - last >= idle or _stale(watched):
-                    return 0
-                continue
-            last = time.monotonic()
-            with conn:
-                if _peer_uid(conn) != os.geteuid():
+            now = time.monotonic()
+            wait = min(CHECK_INTERVAL, idle)
+            if not spare.going:
+                due = _prefault_due(busy, last)
+                if due <= now:
+                    with contextlib.suppress(OSError):
+                        os.write(spare.go, b"g")
+                    spare.going = True
+                else:
+                    wait = min(wait, due - now)
+            ready, _, _ = select.select([spare.reports, *busy], [], [], wait)
+            for fd in ready:
+                if fd != spare.reports:
+                    os.read(fd, 1)  # end of file: that command is over
+                    os.close(fd)
+                    del busy[fd]
+                    last = time.monotonic()
                     continue
-                if os.fork() == 0:
-                    _worker(conn, [listener.fileno(), lock_fd], verbs, parser)
+                os.close(spare.go)
+                if os.read(fd, 1):  # it took a client: the next spare waits for the next
+                    busy[fd] = last = time.monotonic()
+                else:  # it died unused: do not spin if spares keep dying
+                    os.close(fd)
+                    time.sleep(0.1)
+                spare = _fork_spare(listener, lock_fd, prefault, verbs, parser)
+            if not ready and (time.monotonic() - last >= idle or _stale(watched)):
+                return 0
     finally:
+        with contextlib.suppress(OSError):
+            os.kill(spare.pid, signal.SIGTERM)
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == inode:
                 os.unlink(path)

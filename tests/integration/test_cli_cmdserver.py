@@ -246,20 +246,34 @@ def test_run_it_in_a_real_terminal_with_resize(warm: Warm) -> None:
     assert term.exit_code() == 4
 
 
+def _holding(pid: int, pipe: int) -> list[int]:
+    """Children of ``pid`` whose stdout is the pipe ``pipe`` (a descriptor of this process)."""
+    want = os.readlink(f"/proc/self/fd/{pipe}")
+    found = []
+    for child in _children(pid):
+        try:
+            if os.readlink(f"/proc/{child}/fd/1") == want:
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
 def test_a_killed_client_ends_its_worker(warm: Warm) -> None:
     server = warm.server_pid()
-    before = set(_children(server))
     name = f"warm-{secrets.token_hex(3)}"
     proc = subprocess.Popen(
         [str(PORTSIDE), "run", "--name", name, warm.image, "sleep", "60"],
         env=warm.env,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert _wait_for(lambda: bool(set(_children(server)) - before))
-        (worker,) = set(_children(server)) - before
+        assert proc.stdout is not None
+        # the worker is the server's child that took the client's stdout
+        assert _wait_for(lambda: len(_holding(server, proc.stdout.fileno())) == 1)
+        (worker,) = _holding(server, proc.stdout.fileno())
         assert _wait_for(lambda: name in warm("ps").stdout)
         proc.kill()
         proc.wait()
@@ -270,6 +284,31 @@ def test_a_killed_client_ends_its_worker(warm: Warm) -> None:
         warm("rm", "-f", name)
 
 
+def test_a_spare_worker_waits_for_the_next_command(warm: Warm) -> None:
+    """The server keeps one worker forked ahead (it pre-faults while nothing runs): a
+    command is taken by it, and another spare replaces it; commands run back to back or
+    side by side are all served."""
+    server = warm.server_pid()
+    assert _wait_for(lambda: len(_children(server)) == 1)  # the spare, nothing else
+    (spare,) = _children(server)
+    assert warm("ps", "-q").returncode == 0
+    assert _wait_for(lambda: not Path(f"/proc/{spare}").exists()), "it served the command"
+    assert _wait_for(lambda: len(_children(server)) == 1)
+    assert _children(server) != [spare]
+    together = [
+        subprocess.Popen(
+            [str(PORTSIDE), "ps", "-q"],
+            env=warm.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(6)
+    ]
+    assert [p.wait(timeout=TIMEOUT) for p in together] == [0] * 6
+    assert all(warm.served_warm("ps", "-q") == 0 for _ in range(3))
+
+
 def test_an_idle_server_exits_and_removes_its_socket(serve: tuple[PortsideFixture, str]) -> None:
     ps, _ref = serve
     base = short_tempdir("ps-idle-")
@@ -278,7 +317,12 @@ def test_an_idle_server_exits_and_removes_its_socket(serve: tuple[PortsideFixtur
         tool = Warm(_env(ps, server_dir, idle="1"), server_dir, "")
         assert tool("ps").returncode == 0
         assert _wait_for(lambda: server_dir.is_dir() and bool(_sockets(server_dir)))
+        server = tool.server_pid()
+        assert _wait_for(lambda: len(_children(server)) == 1)
+        (spare,) = _children(server)
         assert _wait_for(lambda: not _sockets(server_dir), timeout=30), "still listening"
+        for pid, what in ((server, "the server"), (spare, "its spare worker")):
+            assert _wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists()), f"{what} lives"
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
