@@ -17,14 +17,11 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import errno
 import fcntl
 import json
 import os
 import secrets
-import stat
 import sys
-import tarfile
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
@@ -33,12 +30,12 @@ from typing import IO, Any
 import aiodocker
 import aiohttp
 
+from tui.cli.context_tar import ContextTar, add_tree
 from tui.cli.images import VerbError
 from tui.humanize import human_size
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=None)
 _CHUNK = 1 << 16
-_READ = 1 << 20
 _PIPE_BUFFER = 1 << 16
 _PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: a small context is written whole before it is sent
 _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
@@ -56,135 +53,6 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str | None]:
         # docker: "--build-arg NAME" takes NAME from the environment, or stays unset
         out[key] = value if eq else os.environ.get(key)
     return out
-
-
-class _TarWriter:
-    """A PAX-format tar writer for the context, byte for byte what ``tarfile`` writes, made
-    for speed: plain ustar headers are packed here (a PAX header, from ``tarfile``, only for
-    names, link targets or numbers that ustar cannot hold) and files are copied with
-    ``os.read``. ``inodes`` maps hard-linked files already sent to their names. The
-    engine's layer writer (engine/build/tarwriter.py) is its twin: tui/ may not import
-    engine/ (DESIGN.md, rule 1), so each side keeps its own."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-        self.offset = 0
-        self.inodes: dict[tuple[int, int], str] = {}
-
-    def _write(self, data: bytes) -> None:
-        self.out.write(data)
-        self.offset += len(data)
-
-    def add(self, info: tarfile.TarInfo, path: Path | None = None, data: bytes = b"") -> None:
-        """Add ``info``; a regular file's content comes from ``path`` or ``data``."""
-        self._write(_header(info))
-        if info.type not in tarfile.REGULAR_TYPES or not info.size:
-            return
-        if path is None:
-            self._write(data)
-        else:
-            self._copy(path, info.size)
-        if info.size % tarfile.BLOCKSIZE:
-            self._write(bytes(tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
-
-    def _copy(self, path: Path, size: int) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            left = size
-            while left:
-                chunk = os.read(fd, min(left, _READ))
-                if not chunk:
-                    raise OSError(errno.EIO, "file shrank while it was read", str(path))
-                self._write(chunk)
-                left -= len(chunk)
-        finally:
-            os.close(fd)
-
-    def close(self) -> None:
-        """The two end blocks and the padding to a whole record, as ``tarfile`` writes."""
-        self._write(bytes(2 * tarfile.BLOCKSIZE))
-        if self.offset % tarfile.RECORDSIZE:
-            self._write(bytes(tarfile.RECORDSIZE - self.offset % tarfile.RECORDSIZE))
-
-
-_USTAR_MAX = {"size": 8**11, "mtime": 8**11, "uid": 8**7, "gid": 8**7}
-
-
-def _header(info: tarfile.TarInfo) -> bytes:
-    """The header block(s) of ``info`` in PAX format (see ``_TarWriter``)."""
-    name = info.name + "/" if info.type == tarfile.DIRTYPE and info.name[-1:] != "/" else info.name
-    simple = (
-        name.isascii()
-        and len(name) <= 100
-        and info.linkname.isascii()
-        and len(info.linkname) <= 100
-        and not info.uname
-        and not info.gname
-        and all(0 <= getattr(info, k) < top for k, top in _USTAR_MAX.items())
-        and isinstance(info.mtime, int)
-        and info.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE)
-    )
-    if not simple:
-        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    size = info.size if info.type in tarfile.REGULAR_TYPES else 0
-    block = bytearray(tarfile.BLOCKSIZE)
-    block[0 : len(name)] = name.encode()
-    block[100:124] = b"%07o\0%07o\0%07o\0" % (info.mode & 0o7777, info.uid, info.gid)
-    block[124:148] = b"%011o\0%011o\0" % (size, info.mtime)
-    block[148:156] = b"        "
-    block[156:157] = info.type
-    block[157 : 157 + len(info.linkname)] = info.linkname.encode()
-    block[257:265] = tarfile.POSIX_MAGIC
-    block[148:156] = b"%06o\0 " % sum(block)
-    return bytes(block)
-
-
-def _add_bytes(tar: _TarWriter, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = 0o644
-    tar.add(info, data=data)
-
-
-def _add_tree(tar: _TarWriter, directory: Path, prefix: str, skip: str | None) -> None:
-    """Add ``directory``'s entries (sorted, recursively) as the docker CLI sends a context:
-    owned by 0:0 with no user or group names, whole-second mtimes, hard links kept."""
-    links = tar.inodes
-    for entry in sorted(os.listdir(directory)):
-        if entry == skip:
-            continue
-        path = directory / entry
-        st = os.lstat(path)
-        info = tarfile.TarInfo(prefix + entry)
-        info.mode = stat.S_IMODE(st.st_mode)
-        info.mtime = int(st.st_mtime)
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        kind = stat.S_IFMT(st.st_mode)
-        if kind == stat.S_IFREG:
-            inode = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and inode in links:
-                info.type, info.linkname = tarfile.LNKTYPE, links[inode]
-                tar.add(info)
-                continue
-            if st.st_nlink > 1:
-                links[inode] = info.name
-            info.size = st.st_size
-            tar.add(info, path)
-        elif kind == stat.S_IFDIR:
-            info.type = tarfile.DIRTYPE
-            tar.add(info)
-            _add_tree(tar, path, info.name + "/", None)
-        elif kind == stat.S_IFLNK:
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
-            tar.add(info)
-        elif kind in (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK):  # the engine refuses these
-            info.type = {stat.S_IFIFO: tarfile.FIFOTYPE, stat.S_IFCHR: tarfile.CHRTYPE}.get(
-                kind, tarfile.BLKTYPE
-            )
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            tar.add(info)
-        # sockets are left out, as tar and the docker CLI do
 
 
 def _dockerfile_plan(root: Path, dockerfile: str | None) -> tuple[str | None, bytes | None]:
@@ -210,9 +78,9 @@ def _dockerfile_plan(root: Path, dockerfile: str | None) -> tuple[str | None, by
 
 def _write_tar(root: Path, name: str | None, extra: bytes | None, out: IO[bytes]) -> None:
     """Write the context tar of ``root`` (see ``_dockerfile_plan`` for ``name``/``extra``)."""
-    tar = _TarWriter(out)
+    tar = ContextTar(out)
     try:
-        _add_tree(tar, root, "", skip=".dockerignore" if extra is not None else None)
+        add_tree(tar, str(root), skip=".dockerignore" if extra is not None else None)
     except OSError as err:
         where = f" {err.filename!r}" if err.filename else ""
         raise VerbError(f"unable to prepare context:{where} {err.strerror or err}", 1) from None
@@ -220,8 +88,8 @@ def _write_tar(root: Path, name: str | None, extra: bytes | None, out: IO[bytes]
         # like the docker CLI: the added Dockerfile and .dockerignore are not context
         ignore = root / ".dockerignore"
         patterns = ignore.read_bytes() if ignore.is_file() else b""
-        _add_bytes(tar, ".dockerignore", patterns + f"\n.dockerignore\n{name}\n".encode())
-        _add_bytes(tar, name, extra)
+        tar.data(".dockerignore", patterns + f"\n.dockerignore\n{name}\n".encode())
+        tar.data(name, extra)
     tar.close()
 
 
@@ -236,8 +104,8 @@ def _stdin_context(data: bytes, out: IO[bytes]) -> None:
     if data.startswith(_COMPRESSED) or data[257:262] == b"ustar":
         out.write(data)
         return
-    tar = _TarWriter(out)
-    _add_bytes(tar, "Dockerfile", data)
+    tar = ContextTar(out)
+    tar.data("Dockerfile", data)
     tar.close()
 
 

@@ -6,32 +6,43 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import subprocess
 import tarfile
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
 
-from tui.cli.build import _add_tree, _stdin_context, _TarPipe, _TarWriter, _write_tar
+from tui.cli.build import _stdin_context, _TarPipe, _write_tar
+from tui.cli.context_tar import ContextTar
 from tui.cli.images import VerbError
 
 
 def _tarfile_bytes(root: Path) -> bytes:
-    """The context as ``tarfile`` itself writes it (what the fast writer must match)."""
+    """The context as ``tarfile`` itself writes it, walked the docker CLI's way (sorted,
+    0:0 without names, whole-second mtimes, sockets left out): what the fast writer must
+    match byte for byte."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
 
-        class Adapter(_TarWriter):
-            def add(
-                self, info: tarfile.TarInfo, path: Path | None = None, data: bytes = b""
-            ) -> None:
-                if path is not None:
+        def walk(directory: Path, prefix: str) -> None:
+            for name in sorted(os.listdir(directory)):
+                path = directory / name
+                info = tar.gettarinfo(str(path), prefix + name)
+                if info is None:  # a socket
+                    continue
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = int(os.lstat(path).st_mtime)
+                if info.isreg():
                     with open(path, "rb") as fh:
                         tar.addfile(info, fh)
                 else:
-                    tar.addfile(info, io.BytesIO(data) if info.size else None)
+                    tar.addfile(info)
+                if info.isdir():
+                    walk(path, prefix + name + "/")
 
-        _add_tree(Adapter(io.BytesIO()), root, "", None)
+        walk(root, "")
     return out.getvalue()
 
 
@@ -69,10 +80,32 @@ def test_fast_writer_matches_tarfile(tmp_path: Path) -> None:
 
 def test_file_shrinking_while_read_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"12345")
-    info = tarfile.TarInfo("f")
-    info.size = 10  # as if the file shrank after its lstat
-    with pytest.raises(OSError, match="shrank"):
-        _TarWriter(io.BytesIO()).add(info, tmp_path / "f")
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        with pytest.raises(OSError, match="shrank"):  # as if it shrank after its stat
+            ContextTar(io.BytesIO()).file("f", 0o644, 0, 10, fd, str(tmp_path / "f"))
+    finally:
+        os.close(fd)
+
+
+def test_a_file_that_cannot_be_read_is_named_in_full(tmp_path: Path) -> None:
+    """The error names the file by its whole path, not the name under its directory."""
+    (tmp_path / "sub").mkdir()
+    target = tmp_path / "sub" / "f"
+    target.write_text("x")
+    if os.geteuid() != 0:
+        target.chmod(0)
+        expected = "Permission denied"
+    else:  # root reads anything: a sysfs file claims 4096 bytes and holds fewer
+        thp = "/sys/kernel/mm/transparent_hugepage/enabled"
+        subprocess.run(["mount", "--bind", thp, str(target)], check=True)
+        expected = "shrank"
+    try:
+        with pytest.raises(VerbError, match=f"{tmp_path}/sub/f.*{expected}"):
+            _write_tar(tmp_path, None, None, io.BytesIO())
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(target)], check=True)
 
 
 def test_stdin_dockerfile_becomes_a_one_file_tar() -> None:
