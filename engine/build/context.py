@@ -2,29 +2,30 @@
 
 ``BuildContext.from_directory(dir, dockerfile)`` uses a directory in place;
 ``BuildContext.from_tar(chunks, dockerfile, tmp_parent)`` reads the API's ``/build`` body
-(plain, gzip, bzip2 or xz tar) with the engine's strict tar reader and writes it into a
-private temporary directory entry by entry (directory-fd relative, no symlink followed, names
-with ``..`` escapes refused; never ``tarfile.extractall``); without ``tmp_parent`` that is
-on tmpfs (``/dev/shm``, many times faster for small files) while the context fits a share
-of its free space, moving to disk when it outgrows it. The Dockerfile may live outside a
-directory context; ``<Dockerfile>.dockerignore`` beside it wins over ``.dockerignore``.
+(plain, gzip, bzip2 or xz tar) into an index (``engine.build.tarcontext``) that answers the
+same queries and writes the tree to disk only when a step needs its files. The Dockerfile
+may live outside a directory context; ``<Dockerfile>.dockerignore`` beside it wins over
+``.dockerignore``.
 
 ``resolve(path)`` maps a COPY source to a real path inside the context, following symlinks
 only while they stay inside (absolute targets and ``..`` escapes are refused).
 ``hash_paths(paths)`` gives a stable digest of files and trees for cache keys: type, path,
-permission bits, link targets and content; never mtimes or owners. A tar context hashes
-each regular file's content while writing it (``digests``; the unpacked tree never changes
-afterwards), so a rebuild's cache lookups read no file again. Blocking work runs in
-threads. ``ImageTree`` is the same interface over an image's file tree (``COPY --from``,
-``RUN --mount from=``), its symlinks resolved as inside a container.
+permission bits, link targets and content; never mtimes or owners. The queries see the
+tree through ``_lstat``/``_readlink``/``_listdir``/``_content_digest``, which a tar context
+answers from its index. Blocking work runs in threads. ``ImageTree`` is the same interface
+over an image's file tree (``COPY --from``, ``RUN --mount from=``), its symlinks resolved as
+inside a container.
+
+This module also owns the writer that puts a context tar on disk (``apply_entries``):
+entry by entry, directory-fd relative, no symlink followed, names with ``..`` escapes
+refused, never ``tarfile.extractall``; on tmpfs (``/dev/shm``, many times faster for small
+files) while the context fits a share of its free space, moving to disk when it outgrows it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bz2
-import concurrent.futures
-import contextlib
 import errno
 import hashlib
 import lzma
@@ -33,11 +34,11 @@ import posixpath
 import shutil
 import stat
 import tempfile
-import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from engine.build.dockerignore import PatternMatcher, for_build, read_patterns
 from engine.errors import InvalidArgument
@@ -68,8 +69,6 @@ class BuildContext:
     ignore_patterns: list[str] = field(default_factory=list)
     _tmp: Path | None = None
     dropped: frozenset[str] = frozenset()  # sent by the client, removed by the engine
-    # tar contexts: sha256 of each regular file's content, by its real path in the tree
-    digests: dict[str, bytes] = field(default_factory=dict)
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -103,74 +102,26 @@ class BuildContext:
         dockerfile: str | None = None,
         tmp_parent: str | Path | None = None,
     ) -> BuildContext:
-        """A context from a tar stream (``/build`` body) unpacked into a temporary dir."""
-        name = (dockerfile or "Dockerfile").lstrip("/")
-        if ".." in name.split("/") or not name or "\x00" in name:
-            raise ContextError(f"Dockerfile name {dockerfile!r} leads outside the context")
-        loop = asyncio.get_running_loop()
-        budget: int | None = None
-        if tmp_parent is None:
-            tmp_parent, budget = await asyncio.to_thread(_scratch_parent)
-        tmp = Path(tempfile.mkdtemp(prefix="portside-ctx-", dir=tmp_parent))
-        roots = [tmp]  # where the context went (a second one after spilling from tmpfs)
-        it = aiter(chunks)
-        stop = threading.Event()
-        lock = threading.Lock()
-        waiting: list[concurrent.futures.Future[bytes | None]] = []
+        """A context from a tar stream (``/build`` body), indexed in memory and written to
+        a temporary directory only when a step needs its files (``materialize``); see
+        ``engine.build.tarcontext``."""
+        from engine.build.tarcontext import TarContext
 
-        def pull() -> Iterator[bytes]:
-            while True:
-                if stop.is_set():
-                    raise ContextError("build context upload was cancelled")
-                future = asyncio.run_coroutine_threadsafe(_next_chunk(it), loop)
-                with lock:
-                    waiting[:] = [future]
-                    if stop.is_set():
-                        future.cancel()
-                chunk = future.result()
-                if chunk is None:
-                    return
-                yield chunk
+        return await TarContext.open(chunks, dockerfile, tmp_parent)
 
-        digests: dict[str, bytes] = {}
-        job = asyncio.ensure_future(asyncio.to_thread(_unpack, pull(), roots, budget, digests))
-        try:
-            try:
-                await asyncio.shield(job)
-            except asyncio.CancelledError:
-                with lock:  # let the writer thread finish before the directory goes
-                    stop.set()
-                    for future in waiting:
-                        future.cancel()
-                with contextlib.suppress(Exception):
-                    await job
-                raise
-            ctx = await asyncio.to_thread(cls._from_unpacked, roots[-1], name)
-            ctx.digests = digests
-            return ctx
-        except BaseException:
-            for root in roots:
-                await remove_dir(root)
-            raise
-
-    @classmethod
-    def _from_unpacked(cls, tmp: Path, name: str) -> BuildContext:
-        ctx = cls(tmp, name, b"", PatternMatcher([]), [], tmp)
-        try:
-            real = ctx._resolve(name, follow_final=True)
-        except ContextError:
-            raise ContextError(f"Dockerfile {name!r} not found in the build context") from None
-        data = _read_small(real, MAX_DOCKERFILE, "Dockerfile")
-        patterns = _ignore_patterns_dir(tmp, real)
-        ctx.dockerfile = data
-        ctx.ignore_patterns = patterns
+    def _set_ignore(self, patterns: list[str], name: str) -> None:
+        """Apply an uploaded context's ``.dockerignore`` patterns (Dockerfile ``name``)."""
+        self.ignore_patterns = patterns
         # the docker CLI sends .dockerignore and the Dockerfile whatever .dockerignore says
         # (so the directories holding them exist), and dockerd then drops those two when
         # .dockerignore lists them (the CLI lists a ``-f`` file it added itself)
         listed = PatternMatcher(patterns)
-        ctx.dropped = frozenset(f for f in (".dockerignore", name) if listed.excluded(f))
-        ctx.matcher = for_build(patterns, name)
-        return ctx
+        self.dropped = frozenset(f for f in (".dockerignore", name) if listed.excluded(f))
+        self.matcher = for_build(patterns, name)
+
+    async def materialize(self) -> Path:
+        """The context's files on disk (its root); a tar context writes them first."""
+        return self.root
 
     async def close(self) -> None:
         """Remove the temporary directory of a tar context (a no-op for directories)."""
@@ -205,12 +156,39 @@ class BuildContext:
         if real is None or not self.matcher.may_descend(rel):
             return False
         try:
-            if not stat.S_ISDIR(os.lstat(real).st_mode):
+            st = self._lstat(rel, real)
+            if st is None or not stat.S_ISDIR(st[0]):
                 return False
-            names = os.listdir(real)
+            names = self._listdir(rel, real)
         except OSError:
             return False
         return any(self._sent(f"{rel}/{name}", real / name) for name in names)
+
+    # -- the tree, as the queries see it (a tar context answers from its index) ----------
+    def _lstat(self, rel: str, real: Path) -> tuple[int, int] | None:
+        """(file type, permission bits) of context path ``rel`` (its file ``real``), not
+        following a final symlink; None when it does not exist."""
+        try:
+            st = os.lstat(real)
+        except FileNotFoundError:
+            return None
+        return stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode)
+
+    def _readlink(self, rel: str, real: Path) -> str:
+        return os.readlink(real)
+
+    def _listdir(self, rel: str, real: Path) -> list[str]:
+        return os.listdir(real)
+
+    def _content_digest(self, rel: str, real: Path) -> bytes:
+        return _file_digest(real)
+
+    def is_dir(self, path: str) -> bool:
+        """Whether context path ``path`` (symlinks followed) is a directory."""
+        real = self.resolve(path)
+        rel = real.relative_to(self.root).as_posix() if real != self.root else ""
+        st = self._lstat(rel, real)
+        return st is not None and stat.S_ISDIR(st[0])
 
     async def files(self) -> list[str]:
         """Every path in the filtered context, sorted (directories too)."""
@@ -266,16 +244,16 @@ class BuildContext:
                 done.pop()
                 continue
             candidate = self.root.joinpath(*done, part)
+            rel = "/".join([*done, part])
             is_last = not pending
-            try:
-                st = os.lstat(candidate)
-            except FileNotFoundError:
-                raise ContextError(f"{path!r} not found in the build context") from None
-            if stat.S_ISLNK(st.st_mode) and (follow_final or not is_last):
+            st = self._lstat(rel, candidate)
+            if st is None:
+                raise ContextError(f"{path!r} not found in the build context")
+            if stat.S_ISLNK(st[0]) and (follow_final or not is_last):
                 links += 1
                 if links > _MAX_LINKS:
                     raise ContextError(f"too many symbolic links resolving {path!r}")
-                target = os.readlink(candidate)
+                target = self._readlink(rel, candidate)
                 if target.startswith("/"):
                     raise ContextError(
                         f"{path!r} goes through a symlink to {target!r}, outside the context"
@@ -283,7 +261,7 @@ class BuildContext:
                 parts = [p for p in target.split("/") if p and p != "."]
                 pending.extend(reversed(parts))
                 continue
-            if not is_last and not stat.S_ISDIR(st.st_mode):
+            if not is_last and not stat.S_ISDIR(st[0]):
                 raise ContextError(f"{path!r}: {'/'.join([*done, part])!r} is not a directory")
             done.append(part)
         return self.root.joinpath(*done)
@@ -304,17 +282,18 @@ class BuildContext:
     def _hash_tree(self, real: Path, rel: str, shown: str, out: hashlib._Hash) -> None:
         if rel and not self.sent(rel, real):
             return
-        st = os.lstat(real)
-        mode = stat.S_IFMT(st.st_mode)
-        header = f"{shown}\x00{mode:o}\x00{stat.S_IMODE(st.st_mode):o}\x00"
+        st = self._lstat(rel, real)
+        if st is None:
+            raise ContextError(f"{rel or '.'!r} vanished from the build context while reading it")
+        mode, perm = st
+        header = f"{shown}\x00{mode:o}\x00{perm:o}\x00"
         out.update(header.encode("utf-8", "surrogateescape"))
-        if stat.S_ISLNK(st.st_mode):
-            out.update(os.readlink(real).encode("utf-8", "surrogateescape") + b"\x00")
-        elif stat.S_ISREG(st.st_mode):
-            known = self.digests.get(rel)
-            out.update((known if known is not None else _file_digest(real)) + b"\x00")
-        elif stat.S_ISDIR(st.st_mode):
-            for name in sorted(os.listdir(real)):
+        if stat.S_ISLNK(mode):
+            out.update(self._readlink(rel, real).encode("utf-8", "surrogateescape") + b"\x00")
+        elif stat.S_ISREG(mode):
+            out.update(self._content_digest(rel, real) + b"\x00")
+        elif stat.S_ISDIR(mode):
+            for name in sorted(self._listdir(rel, real)):
                 child_rel = f"{rel}/{name}" if rel else name
                 child_shown = f"{shown}/{name}" if shown else name
                 self._hash_tree(real / name, child_rel, child_shown, out)
@@ -376,7 +355,7 @@ async def _next_chunk(it: AsyncIterator[bytes]) -> bytes | None:
 
 
 # -- tar unpacking (runs in a thread) ------------------------------------------------------
-def _decompressed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def decompressed(chunks: Iterator[bytes]) -> Iterator[bytes]:
     first = b""
     for chunk in chunks:
         if chunk:
@@ -421,7 +400,7 @@ def _decompressed(chunks: Iterator[bytes]) -> Iterator[bytes]:
         raise ContextError(f"build context stream is truncated (incomplete {kind} data)")
 
 
-def _clean(name: bytes) -> list[str]:
+def clean_name(name: bytes) -> list[str]:
     text = name.decode("utf-8", "surrogateescape")
     parts: list[str] = []
     for part in text.split("/"):
@@ -438,14 +417,18 @@ def _clean(name: bytes) -> list[str]:
     return parts
 
 
+class _DataReader(Protocol):
+    """What the writer needs of a tar reader: the current entry's data."""
+
+    def data(self) -> Iterator[bytes | memoryview]: ...
+
+
 class _Writer:
     """Applies tar entries under ``root`` with directory fds; no symlink is ever followed."""
 
-    def __init__(self, root: Path, digests: dict[str, bytes] | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dir_times: list[tuple[list[str], int]] = []
-        # content digests of the regular files written, by path (see BuildContext.digests)
-        self.digests: dict[str, bytes] = {} if digests is None else digests
         # the directory the last entry went into, kept open for the next one (the entries
         # of a directory come one after another); entries only ever remove what is in the
         # directory they go into, never that directory itself, so the fd stays valid
@@ -534,16 +517,14 @@ class _Writer:
         else:
             os.unlink(name, dir_fd=dfd)
 
-    def apply(self, entry: tarstream.Entry, reader: tarstream.TarReader) -> None:
-        parts = _clean(entry.name)
+    def apply(self, entry: tarstream.Entry, reader: _DataReader) -> None:
+        parts = clean_name(entry.name)
         if not parts:
             if entry.type == tarstream.DIR:
                 return
             raise ContextError(f"build context entry {tarstream.show(entry.name)!r} is not a file")
         parent, name = parts[:-1], parts[-1]
         dfd = self._parent_fd(parent)
-        rel = "/".join(parts)
-        self.digests.pop(rel, None)  # set again below for a regular file
         kind = entry.type
         perm = entry.mode & 0o7777
         if kind == tarstream.DIR:
@@ -561,10 +542,8 @@ class _Writer:
             except FileExistsError:
                 self._clear(dfd, name, keep_dir=False)
                 fd = os.open(name, flags, 0o600, dir_fd=dfd)
-            content = hashlib.sha256()
             try:
                 for piece in reader.data():
-                    content.update(piece)
                     view = piece
                     while view:
                         written = os.write(fd, view)
@@ -573,14 +552,13 @@ class _Writer:
                 os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
             finally:
                 os.close(fd)
-            self.digests[rel] = content.digest()
         elif kind == tarstream.SYM:
             self._clear(dfd, name, keep_dir=False)
             target = entry.linkname.decode("utf-8", "surrogateescape")
             os.symlink(target, name, dir_fd=dfd)
             os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dfd, follow_symlinks=False)
         elif kind == tarstream.LNK:
-            target_parts = _clean(entry.linkname)
+            target_parts = clean_name(entry.linkname)
             if not target_parts:
                 raise ContextError(f"hard link {tarstream.show(entry.name)!r} has no target")
             try:
@@ -660,7 +638,7 @@ def _spill(writer: _Writer, roots: list[Path]) -> _Writer:
     roots.append(new)
     shutil.copytree(old, new, symlinks=True, dirs_exist_ok=True)
     shutil.rmtree(old, ignore_errors=True)
-    moved = _Writer(new, writer.digests)
+    moved = _Writer(new)
     moved.dir_times = times
     return moved
 
@@ -669,21 +647,36 @@ def _unpack(
     chunks: Iterator[bytes],
     roots: list[Path],
     budget: int | None = None,
-    digests: dict[str, bytes] | None = None,
 ) -> None:
-    """Apply the context tar under ``roots[-1]``; past ``budget`` bytes the tree moves to
-    disk (``_spill``), the new root appended to ``roots``. ``digests`` receives the content
-    digest of each regular file, by path."""
-    reader = tarstream.TarReader(_decompressed(chunks))
-    writer = _Writer(roots[-1], digests)
+    """Apply the context tar under ``roots[-1]`` (see ``apply_entries``)."""
+    apply_entries(_tar_entries(chunks), roots, budget)
+
+
+def _tar_entries(chunks: Iterator[bytes]) -> Iterator[tuple[tarstream.Entry, _DataReader]]:
+    reader = tarstream.TarReader(decompressed(chunks))
+    while (entry := reader.next()) is not None:
+        yield entry, reader
+    reader.drain()
+
+
+def apply_entries(
+    entries: Iterator[tuple[tarstream.Entry, _DataReader]],
+    roots: list[Path],
+    budget: int | None = None,
+) -> None:
+    """Write tar entries (each with the reader of its data) under ``roots[-1]``; past
+    ``budget`` bytes the tree moves to disk (``_spill``), the new root appended to
+    ``roots``."""
+    writer = _Writer(roots[-1])
     used = 0
     entry: tarstream.Entry | None = None
     try:
         while True:
             try:
-                entry = reader.next()
-                if entry is None:
+                got = next(entries, None)
+                if got is None:
                     break
+                entry, reader = got
                 used += entry.size + 512
                 if budget is not None and used > budget:
                     writer, budget = _spill(writer, roots), None
@@ -695,7 +688,6 @@ def _unpack(
                 raise ContextError(
                     f"cannot write build context entry {shown!r}: {err.strerror or err}"
                 ) from None
-        reader.drain()
     finally:
         writer.close()
 

@@ -465,8 +465,8 @@ class Executor:
         self, state: StageState, stack: contextlib.AsyncExitStack, ref: str | None
     ) -> tuple[Path | None, BuildContext | None, str]:
         """The tree a ``--mount from=`` names (None: the context), kept open on ``stack``."""
-        if ref is None:
-            return self.context.root, self.context, "context"
+        if ref is None:  # a bind of the context needs its files
+            return await self.context.materialize(), self.context, "context"
         image_id = await self._stage_or_image(ref)
         root = await stack.enter_async_context(self._view(image_id))
         return root, None, str(image_id)
@@ -694,9 +694,7 @@ class Executor:
                 paths = [p for group in spec.groups for p in group]
                 content = await ctx.hash_paths(paths) if paths else ""
                 tree = ctx
-                one_dir = len(paths) == 1 and await asyncio.to_thread(
-                    lambda: tree.resolve(paths[0]).is_dir()
-                )
+                one_dir = len(paths) == 1 and await asyncio.to_thread(tree.is_dir, paths[0])
                 if inst.from_ is not None:
                     self.cache.remember_sources(memo_key, (spec.groups, content, one_dir))
             else:
@@ -822,6 +820,7 @@ class Executor:
         stack: contextlib.AsyncExitStack,
         created_by: str,
     ) -> str:
+        await ctx.materialize()  # an uploaded context is written to disk the first time
         view = await stack.enter_async_context(self._view(state.image_id))
         # --link: the layer is made on an empty tree, whatever the parent holds
         parent_root = None if spec.link else view

@@ -60,7 +60,8 @@ class Client:
 
 @pytest.fixture(scope="module")
 def portside(registry: RegistryFixture) -> Iterator[PortsideFixture]:
-    with private_portside("ps-bld-", "--insecure-registry", registry.host) as engine:
+    # --debug: the log says when an uploaded context is written to disk
+    with private_portside("ps-bld-", "--debug", "--insecure-registry", registry.host) as engine:
         yield engine
 
 
@@ -266,3 +267,33 @@ def test_raw_failures(portside: PortsideFixture, busybox: str) -> None:
         assert "color" in json.loads(resp.read())["message"]
     finally:
         conn.close()
+
+
+def test_unchanged_rebuild_writes_no_context(portside: PortsideFixture, busybox: str) -> None:
+    """An all-cached rebuild answers from the uploaded tar's index: no context directory is
+    written; a changed file reruns from its COPY on, with the context written once."""
+    files = {
+        "Dockerfile": f"FROM {busybox}\nCOPY app /app\nRUN cat /app/a > /copy\nCOPY b.txt /b\n",
+        "app/a": secrets.token_hex(8),
+        "app/sub/c": "c",
+        "b.txt": "b",
+    }
+
+    def written() -> int:
+        return portside.log_text().count("build context written to ")
+
+    before = written()
+    status, raw = _post_build(portside.socket_path, "q=1", _tar(files))
+    assert status == 200, raw
+    image_id = _lines(raw)[0]["aux"]["ID"]
+    assert written() == before + 1  # the COPY steps missed the cache: files were needed
+    status, raw = _post_build(portside.socket_path, "q=1", _tar(files, gzip=True))
+    assert status == 200 and _lines(raw)[0]["aux"]["ID"] == image_id
+    assert written() == before + 1
+    files["b.txt"] = "changed"
+    status, raw = _post_build(portside.socket_path, "", _tar(files))
+    assert status == 200, raw
+    text = "".join(m.get("stream", "") for m in _lines(raw))
+    steps = text.split("Step ")[1:]
+    assert [" ---> Using cache" in step for step in steps] == [False, True, True, False]
+    assert written() == before + 2

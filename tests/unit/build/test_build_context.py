@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import bz2
 import concurrent.futures
+import contextlib
 import gzip
-import hashlib
 import io
 import lzma
 import os
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.build import tarindex
 from engine.build.context import SCRATCH, BuildContext, ContextError, _scratch_parent, _unpack
 
 
@@ -242,8 +243,6 @@ GOOD = [
 async def test_tar_context(tmp_path: Path, compress: Callable[[bytes], bytes]) -> None:
     data = compress(make_tar(GOOD))
     async with await BuildContext.from_tar(chunks_of(data), None, tmp_path) as ctx:
-        root = ctx.root
-        assert root.parent == tmp_path
         assert ctx.dockerfile == b"FROM scratch\nCOPY . /\n"
         assert await ctx.files() == [
             ".dockerignore",
@@ -255,6 +254,9 @@ async def test_tar_context(tmp_path: Path, compress: Callable[[bytes], bytes]) -
             "app/link",
             "app/run.sh",
         ]
+        assert list(tmp_path.iterdir()) == []  # answered from the index: nothing written
+        root = await ctx.materialize()
+        assert root.parent == tmp_path and await ctx.materialize() == root
         run = root / "app" / "run.sh"
         assert run.read_bytes() == b"#!/bin/sh\n"
         assert run.stat().st_mode & 0o777 == 0o755
@@ -285,7 +287,7 @@ async def test_tar_context_goes_to_tmpfs_when_it_has_room(tmp_path: Path) -> Non
     else:
         assert parent is None and budget is None
     async with await BuildContext.from_tar(chunks_of(make_tar(GOOD))) as ctx:
-        root = ctx.root
+        root = await ctx.materialize()
         assert root.parent == Path(parent or tempfile.gettempdir())
         assert root.stat().st_mode & 0o777 == 0o700
         assert (root / "app" / "run.sh").read_bytes() == b"#!/bin/sh\n"
@@ -376,8 +378,9 @@ async def test_symlink_in_tar_cannot_redirect_later_writes(tmp_path: Path) -> No
     work = tmp_path / "work"
     work.mkdir()
     async with await BuildContext.from_tar(chunks_of(make_tar(members)), None, work) as ctx:
-        assert (ctx.root / "d").read_bytes().startswith(b"replaced")
-        assert not (ctx.root / "d").is_symlink()
+        root = await ctx.materialize()
+        assert (root / "d").read_bytes().startswith(b"replaced")
+        assert not (root / "d").is_symlink()
     assert list(outside.iterdir()) == []
 
 
@@ -418,7 +421,22 @@ async def test_bad_streams(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-async def test_cancelled_upload_leaves_nothing(tmp_path: Path) -> None:
+def spool_fds(where: Path) -> list[str]:
+    """This process's open files under ``where`` (the unlinked spool files show there)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(where)):
+                out.append(target)
+    return out
+
+
+async def test_cancelled_upload_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tarindex, "SPOOL_RAM", 10_000)  # the spool moves to a file early
+    monkeypatch.setattr(tarindex, "CACHE_BODY_MAX", 0)  # streamed, not gathered first
     data = make_tar([reg("Dockerfile", b"FROM a\n"), reg("big", b"x" * 100_000)])
     written = asyncio.Event()
     never = asyncio.Event()
@@ -430,19 +448,35 @@ async def test_cancelled_upload_leaves_nothing(tmp_path: Path) -> None:
         yield data[20_000:]
 
     task = asyncio.create_task(BuildContext.from_tar(stalls(), None, tmp_path))
-    await written.wait()  # the writer has used the first chunk and asks for more
-    assert [p.name for p in tmp_path.rglob("big")] == ["big"]
+    await written.wait()  # the reader has used the first chunk and asks for more
+    await asyncio.sleep(0.05)
+    assert [t.endswith("(deleted)") for t in spool_fds(tmp_path)] == [True]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert list(tmp_path.iterdir()) == []
+    assert spool_fds(tmp_path) == []
+
+
+async def test_big_context_spools_to_an_unlinked_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tarindex, "SPOOL_RAM", 50_000)
+    big = os.urandom(300_000)
+    data = make_tar([reg("Dockerfile", b"FROM a\nCOPY big /\n"), reg("big", big)])
+    async with await BuildContext.from_tar(chunks_of(data, 64 << 10), None, tmp_path) as ctx:
+        assert ctx.dockerfile == b"FROM a\nCOPY big /\n"
+        assert len(spool_fds(tmp_path)) == 1 and list(tmp_path.iterdir()) == []
+        root = await ctx.materialize()
+        assert (root / "big").read_bytes() == big
+    assert list(tmp_path.iterdir()) == [] and spool_fds(tmp_path) == []
 
 
 async def test_close_cancelled_before_its_thread_runs_still_removes(tmp_path: Path) -> None:
     """The API cancels a handler whose client hung up; a removal queued behind busy worker
     threads must still happen."""
     ctx = await BuildContext.from_tar(chunks_of(make_tar(GOOD)), None, tmp_path)
-    root = ctx.root
+    root = await ctx.materialize()
     loop = asyncio.get_running_loop()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     loop.set_default_executor(pool)
@@ -459,11 +493,41 @@ async def test_close_cancelled_before_its_thread_runs_still_removes(tmp_path: Pa
     assert not root.exists()
 
 
-# -- content digests taken while unpacking ---------------------------------------------------
+async def test_the_same_upload_again_reuses_its_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged rebuild sends the same bytes: the index made the first time serves again
+    (never changed, shared until its last user and the cache let it go)."""
+    data = make_tar([*GOOD, reg("other/Dockerfile", b"FROM other\n"), reg("nonce", os.urandom(8))])
+    first = await BuildContext.from_tar(chunks_of(data), None, tmp_path)
+    second = await BuildContext.from_tar(chunks_of(data, 333), "other/Dockerfile", tmp_path)
+    shared = first.index
+    assert second.index is shared
+    assert (first.dockerfile, second.dockerfile) == (b"FROM scratch\nCOPY . /\n", b"FROM other\n")
+    key = await first.hash_paths(["app"])
+    await first.close()
+    assert await second.hash_paths(["app"]) == key
+    root = await second.materialize()
+    assert (root / "app" / "run.sh").read_bytes() == b"#!/bin/sh\n"
+    await second.close()
+    assert shared.users == 1  # the cache's hold
+    changed = data.replace(b"#!/bin/sh\n", b"#!/bin/XX\n")
+    monkeypatch.setattr(tarindex, "CACHE_BYTES", 1)  # room for one index: the older goes
+    async with await BuildContext.from_tar(chunks_of(changed), None, tmp_path) as third:
+        assert third.index is not shared
+        assert await third.hash_paths(["app"]) != key
+    assert shared.users == 0 and shared.spool.size and not shared.spool.on_disk
+    async with await BuildContext.from_tar(chunks_of(data), None, tmp_path) as again:
+        assert again.index is not shared  # indexed anew after the eviction
+        assert await again.hash_paths(["app"]) == key  # indexed anew after the eviction
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- cache keys from the index ----------------------------------------------------------------
 async def test_tar_context_hashes_like_the_same_directory(tmp_path: Path) -> None:
-    """The digests a tar context records while writing its files give the keys a directory
-    context computes by reading them; a later entry of the same name wins, a hard link or a
-    replaced file is hashed by what is on disk at the end."""
+    """A tar context answers from its index with the keys a directory context computes by
+    reading the same tree, both ways: a later entry of the same name wins, a hard link or
+    a replaced file is hashed by what the tree holds at the end."""
     members = [
         *GOOD,
         reg("app/run.sh", b"#!/bin/sh\necho replaced\n", 0o755),  # the same name again
@@ -471,37 +535,152 @@ async def test_tar_context_hashes_like_the_same_directory(tmp_path: Path) -> Non
         reg("data/b.txt", b"beta"),
         special("data/b.txt", tarfile.SYMTYPE, "a.txt"),  # a file replaced by a link
         special("data/c.txt", tarfile.LNKTYPE, "data/a.txt"),
+        special("data/sub", tarfile.DIRTYPE),
+        reg("data/sub/x", b"x", 0o4750),
+        special("data/sub", tarfile.DIRTYPE),  # mode bits of a directory entry again
+        reg("gone/inner", b"i"),
+        reg("gone", b"a file replaces the directory"),
+        special("ln", tarfile.SYMTYPE, "data/sub"),
     ]
+    members[-2][0].mode = 0o600
+    paths_cases = (["app"], ["data"], ["app/run.sh", "data/c.txt"], ["."], ["ln"], ["gone"])
     async with await BuildContext.from_tar(chunks_of(make_tar(members)), None, tmp_path) as ctx:
-        assert ctx.digests  # recorded while unpacking
-        assert "data/b.txt" not in ctx.digests
+        keys = [await ctx.hash_paths(p) for p in paths_cases]
+        files = await ctx.files()
+        assert ctx.is_dir("ln") and not ctx.is_dir("gone")
+        assert list(tmp_path.iterdir()) == []  # no file was written for any of that
         copy = tmp_path / "copy"
-        shutil.copytree(ctx.root, copy, symlinks=True)
-        plain = await BuildContext.from_directory(copy)
-        assert plain.digests == {}
-        for paths in (["app"], ["data"], ["app/run.sh", "data/c.txt"], ["."]):
-            assert await ctx.hash_paths(paths) == await plain.hash_paths(paths)
-        before = await ctx.hash_paths(["data"])
-        (copy / "data" / "a.txt").write_text("changed")
-        assert await plain.hash_paths(["data"]) != before
+        shutil.copytree(await ctx.materialize(), copy, symlinks=True)
+    plain = await BuildContext.from_directory(copy)
+    assert [await plain.hash_paths(p) for p in paths_cases] == keys
+    assert await plain.files() == files
+    (copy / "data" / "a.txt").write_text("changed")
+    assert await plain.hash_paths(["data"]) != keys[1]
 
 
-def test_spilled_context_keeps_its_digests(tmp_path: Path) -> None:
-    first = tmp_path / "first"
-    first.mkdir()
-    roots = [first]
-    digests: dict[str, bytes] = {}
+async def test_directory_tree_sent_as_tar_gets_the_same_keys(tmp_path: Path) -> None:
+    """The other way round: a directory (modes, symlinks, .dockerignore with exceptions,
+    a hard link) and the tar the CLI would send of it give the same keys and listing."""
+    src = tmp_path / "src"
+    write(
+        src,
+        {
+            "Dockerfile": "FROM a\n",
+            ".dockerignore": "logs\n!logs/keep.txt\n*.tmp\n",
+            "app/main.py": "print(1)\n",
+            "app/x.tmp": "t",
+            "logs/a.log": "a",
+            "logs/keep.txt": "k",
+            "bin/tool": "#!/bin/sh\n",
+        },
+    )
+    (src / "bin" / "tool").chmod(0o751)
+    (src / "app").chmod(0o750)
+    src.chmod(0o700)  # an uploaded context's root is a private directory: 0700 in its key
+    os.symlink("../app/main.py", src / "bin" / "main")
+    os.link(src / "app" / "main.py", src / "hard.py")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(src, arcname=".")
+    plain = await BuildContext.from_directory(src)
+    cases = (["."], ["app"], ["bin/main"], ["logs"], ["hard.py", "bin"])
+    work = tmp_path / "work"
+    work.mkdir()
+    async with await BuildContext.from_tar(chunks_of(buf.getvalue()), None, work) as ctx:
+        for paths in cases:
+            assert await ctx.hash_paths(paths) == await plain.hash_paths(paths), paths
+        assert await ctx.files() == await plain.files()
+        assert ctx.sent("logs", ctx.root / "logs") and not ctx.included("logs/a.log")
+        with pytest.raises(ContextError, match="dockerignore"):
+            ctx.resolve("logs/a.log")
+    assert list(work.iterdir()) == []
+
+
+def _named(name: str, data: bytes, mode: int) -> tuple[tarfile.TarInfo, bytes]:
+    return reg(name, data, mode)
+
+
+PARITY = {
+    "file over dir": [reg("d/a", b"a"), reg("d/b/c", b"c"), reg("d", b"file")],
+    "dir over file": [reg("d", b"file"), special("d", tarfile.DIRTYPE), reg("d/x", b"x")],
+    "modes": [
+        special("./", tarfile.DIRTYPE),
+        _named("suid", b"s", 0o4755),
+        special("sticky", tarfile.DIRTYPE),
+        reg("deep/er/file", b"implied parents", 0o600),
+    ],
+    "link over its dir": [reg("d/f", b"f"), special("d", tarfile.LNKTYPE, "d/f")],
+    "link to itself": [reg("a", b"a"), special("a", tarfile.LNKTYPE, "a")],
+    "entry under a file": [reg("f", b"f"), reg("f/x", b"x")],
+    "link through a symlink": [
+        reg("d/f", b"f"),
+        special("s", tarfile.SYMTYPE, "d"),
+        special("h", tarfile.LNKTYPE, "s/f"),
+    ],
+    "link under a file": [reg("f", b"f"), special("h", tarfile.LNKTYPE, "f/x")],
+    "long name": [reg("x" * 300, b"x")],
+    "long link target": [special("l", tarfile.SYMTYPE, "t/" * 2048)],
+    "not a file": [reg("./", b"x")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(PARITY))
+async def test_index_answers_as_the_unpacked_tree(tmp_path: Path, case: str) -> None:
+    """The index follows the on-disk writer entry for entry: the same tree (listing and
+    keys) or the same one-line error."""
+    members = [reg("Dockerfile", b"FROM a\n"), *PARITY[case]]
+    if case == "modes":
+        members[3][0].mode = 0o1777
+    data = make_tar(members)
+    disk = tmp_path / "disk"
+    disk.mkdir(mode=0o700)
     try:
-        _unpack(iter([make_tar(GOOD)]), roots, budget=1600, digests=digests)
-        assert len(roots) == 2
-        assert set(digests) == {
-            "Dockerfile",
-            ".dockerignore",
-            "app/run.sh",
-            "abs/inside.txt",
-            "key.secret",
-        }
-        assert digests["app/run.sh"] == hashlib.sha256(b"#!/bin/sh\n").digest()
-    finally:
-        for root in roots[1:]:
-            shutil.rmtree(root, ignore_errors=True)
+        _unpack(iter([data]), [disk])
+        expected: tuple[list[str], str] | str = (
+            await (plain := await BuildContext.from_directory(disk)).files(),
+            await plain.hash_paths(["."]),
+        )
+    except ContextError as err:
+        expected = str(err)
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        async with await BuildContext.from_tar(chunks_of(data), None, work) as ctx:
+            got: tuple[list[str], str] | str = (await ctx.files(), await ctx.hash_paths(["."]))
+            root = await ctx.materialize()
+            assert await (await BuildContext.from_directory(root)).hash_paths(["."]) == got[1]
+    except ContextError as err:
+        got = str(err)
+    assert got == expected
+    assert list(work.iterdir()) == []
+
+
+async def test_materialize_moves_to_disk_when_tmpfs_filled_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tree's place is chosen at upload; if tmpfs has less room when the files are
+    needed, the writer moves it to the temporary directory, and close() still finds it."""
+    from engine.build import tarcontext
+
+    if _scratch_parent()[0] is None:
+        pytest.skip("no tmpfs with room on this machine")
+    async with await BuildContext.from_tar(chunks_of(make_tar(GOOD))) as ctx:
+        planned = ctx.root
+        assert planned.parent == Path(SCRATCH) and not planned.exists()
+        monkeypatch.setattr(tarcontext, "_scratch_parent", lambda: (SCRATCH, 100))
+        root = await ctx.materialize()
+        assert root.parent == Path(tempfile.gettempdir()) and not planned.exists()
+        assert (root / "app" / "run.sh").read_bytes() == b"#!/bin/sh\n"
+        assert await ctx.files() == await (await BuildContext.from_directory(root)).files()
+    assert not root.exists()
+
+
+async def test_materialize_failure_leaves_nothing(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    ctx = await BuildContext.from_tar(chunks_of(make_tar(GOOD)), None, work)
+    work.rmdir()  # the place the tree was to go is gone
+    with pytest.raises(ContextError, match="cannot create the build context directory"):
+        await ctx.materialize()
+    await ctx.close()
+    assert list(tmp_path.iterdir()) == []
