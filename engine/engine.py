@@ -159,6 +159,7 @@ class Engine:
         await self.containers.close()
         await self.networks.close()
         await self.registry.close()
+        await self.snapshots.close()
         await asyncio.to_thread(self.metadata.close)
 
     async def info(self) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from engine.digest import Digest
 from engine.errors import Conflict, InvalidArgument, NotFound, PortsideError, VerificationError
 from engine.store import mounts
 from engine.store.unpack import OPAQUE_XATTR, unpack_layer
+from engine.store.unpack_server import UnpackServer
 
 DRIVERS = ("overlay", "copy")
 MAX_LAYERS = 500  # overlayfs refuses deeper stacks
@@ -102,6 +103,11 @@ class Snapshotter(abc.ABC):
             (self.root / sub).mkdir(mode=0o700, exist_ok=True)
         self._locks: dict[Digest, asyncio.Lock] = {}
         self._meta: dict[tuple[Digest, str], dict[str, object]] = {}
+        self.unpacker = UnpackServer()  # warm unpack helper, started on the first apply
+
+    async def close(self) -> None:
+        """Stop the warm unpack helper (a later apply starts per-call helpers instead)."""
+        await self.unpacker.close()
 
     # -- lookups -------------------------------------------------------------------------
     @staticmethod
@@ -316,6 +322,7 @@ class Snapshotter(abc.ABC):
                     view=work / "view",
                     progress=progress,
                     pass_fds=(lock_fd,),
+                    server=self.unpacker,
                 )
                 if expected_diff_id is not None and result.diff_id != expected_diff_id:
                     raise VerificationError(

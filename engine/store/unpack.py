@@ -1,7 +1,9 @@
 """Secure layer unpack: applies one layer tar to a snapshot directory in a helper process.
 
 ``unpack_layer()`` (parent side, asyncio) starts ``python -m engine.store.unpack`` with the
-blob as stdin. The helper dies with its parent (PR_SET_PDEATHSIG), unshares a mount namespace
+blob as stdin, or has the warm helper of ``engine.store.unpack_server`` fork a child that runs
+the same code (``child_main``) with the same descriptors, confinement and output. The helper
+dies with its parent (PR_SET_PDEATHSIG), unshares a mount namespace
 (``/`` made rprivate), optionally mounts a read-only overlay of the lower layers for lookups,
 chroots into the target directory and applies the tar entry by entry (``Applier``); a second
 thread decompresses and computes the DiffID meanwhile. It prints JSON lines on stdout:
@@ -31,12 +33,12 @@ import shutil
 import stat
 import sys
 import threading
+from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple
 
 from engine.errors import PortsideError
 from engine.store import mounts
-from engine.store.compression import decompress_stream
+from engine.store.compression import decompress_stream, prepare
 from engine.store.tarstream import (
     BLK,
     CHR,
@@ -51,10 +53,12 @@ from engine.store.tarstream import (
     show,
 )
 
-if TYPE_CHECKING:  # the helper process starts faster without these
+TYPE_CHECKING = False  # not ``typing``'s: the helper process starts faster without it
+if TYPE_CHECKING:
     from pathlib import Path
 
     from engine.digest import Digest
+    from engine.store.unpack_server import UnpackServer
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_PATHDIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -698,6 +702,11 @@ def _run(cfg: dict[str, object]) -> dict[str, object]:
                 "lowerdir=" + ":".join(lowers),
             )
             lower_fd = os.open(view, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        head: bytes | None = os.pread(0, 8, 0)
+    except OSError:
+        head = None  # not a regular file: import for any compression
+    prepare(head)  # anything decompressing needs is imported before the chroot
     os.chroot(target)
     os.chdir("/")
     os.umask(0)
@@ -767,12 +776,15 @@ def _run(cfg: dict[str, object]) -> dict[str, object]:
     }
 
 
-def main(argv: list[str]) -> int:
-    """Helper process entry point: ``python -m engine.store.unpack '<json config>'``."""
+def child_main(cfg: dict[str, object], ppid: int) -> int:
+    """Apply the layer on fd 0 as ``cfg`` says, reporting JSON lines on fd 1; the exit code.
+
+    Shared by the per-call helper (``main``) and the children of the warm helper
+    (``engine.store.unpack_server``). ``ppid``: the parent this process must die with.
+    """
     try:
-        cfg = json.loads(argv[1])
         mounts.set_parent_death_signal()
-        if os.getppid() != cfg.get("ppid"):
+        if os.getppid() != ppid:
             return 1  # the parent is already gone
         result = _run(cfg)
     except PortsideError as err:
@@ -791,14 +803,26 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def main(argv: list[str]) -> int:
+    """Per-call helper entry point: ``python -m engine.store.unpack '<json config>'``."""
+    try:
+        cfg = json.loads(argv[1])
+    except ValueError as err:
+        _emit({"error": f"internal error while unpacking layer: bad config: {err}"})
+        return 1
+    return child_main(cfg, int(cfg.get("ppid") or 0))
+
+
 # ---------------------------------------------------------------------------------------
 # parent side
 # ---------------------------------------------------------------------------------------
 
 
-class UnpackResult(NamedTuple):
-    """What the helper reports after applying a layer."""
+class UnpackResult(namedtuple("UnpackResult", "diff_id size entries compression warnings")):
+    """What the helper reports after applying a layer (a plain namedtuple: ``typing`` costs
+    the helper process ~3 ms of start-up)."""
 
+    __slots__ = ()
     diff_id: Digest
     size: int
     entries: int
@@ -829,6 +853,7 @@ async def unpack_layer(
     progress: Callable[[int], None] | None = None,
     pass_fds: Sequence[int] = (),
     sync: bool = True,
+    server: UnpackServer | None = None,
 ) -> UnpackResult:
     """Apply the layer ``blob`` onto the directory ``target`` in a chrooted helper process.
 
@@ -836,12 +861,9 @@ async def unpack_layer(
     ``lower_root``, topmost first) are the parent layers, mounted read-only on ``view`` when
     there are several. ``progress`` gets the running count of compressed bytes read. Raises
     ``PortsideError`` with the helper's one-line message when the layer is refused.
+    ``server``: a warm helper to fork the unpacker from (the per-call subprocess otherwise,
+    and when the server cannot start one).
     """
-    import asyncio  # here, not at the top: the helper process never needs these
-    import contextlib
-
-    from engine.digest import Digest
-
     cfg = {
         "target": str(target),
         "mode": "overlay" if overlay else "copy",
@@ -855,42 +877,106 @@ async def unpack_layer(
         blob_fd = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
         raise PortsideError(f"cannot read layer blob {blob}: {err.strerror}") from None
+    out = _Output(progress)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-S",
-            "-P",
-            "-m",
-            "engine.store.unpack",
-            json.dumps(cfg),
-            stdin=blob_fd,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd="/",
-            env=_child_env(),
-            close_fds=True,
-            pass_fds=tuple(pass_fds),
+        done = server is not None and await server.run(
+            json.dumps(cfg).encode(), blob_fd, tuple(pass_fds), out.feed
         )
+        if not done:
+            await _run_subprocess(cfg, blob_fd, tuple(pass_fds), out)
     finally:
         os.close(blob_fd)
+    return out.result()
+
+
+class _Output:
+    """Collects a helper's output: JSON lines (progress, result or error) and other text."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.progress = progress
+        self.final: dict[str, object] | None = None
+        self.text: list[str] = []
+        self.rc: int | None = None
+        self._buf = b""
+
+    def feed(self, data: bytes) -> None:
+        """Raw output bytes, in any chunking."""
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            self.line(line)
+
+    def line(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            if line.strip():
+                self.text.append(line.decode(errors="replace").strip())
+        elif "progress" in msg:
+            if self.progress is not None:
+                self.progress(int(msg["progress"]))
+        else:
+            self.final = msg
+
+    def result(self) -> UnpackResult:
+        if self._buf:
+            self.line(self._buf)
+            self._buf = b""
+        final = self.final
+        if final is not None and "error" in final:
+            raise PortsideError(str(final["error"]))
+        if final is None or self.rc not in (None, 0):
+            if self.text:
+                detail = self.text[-1]
+            elif self.rc is not None:
+                detail = f"exit status {self.rc}"
+            else:
+                detail = "it ended without a result (killed or crashed)"
+            raise PortsideError(f"layer unpack helper failed: {detail}")
+        from engine.digest import Digest
+
+        return UnpackResult(
+            diff_id=Digest.parse(str(final["diff_id"])),
+            size=int(final["size"]),  # type: ignore[call-overload]
+            entries=int(final["entries"]),  # type: ignore[call-overload]
+            compression=str(final.get("compression", "none")),
+            warnings=[str(w) for w in final.get("warnings") or []],  # type: ignore[attr-defined]
+        )
+
+
+async def _run_subprocess(
+    cfg: dict[str, object], blob_fd: int, pass_fds: tuple[int, ...], out: _Output
+) -> None:
+    """The per-call helper: ``python -S -P -m engine.store.unpack '<cfg>'``."""
+    import asyncio  # here, not at the top: the helper process never needs these
+    import contextlib
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-S",
+        "-P",
+        "-m",
+        "engine.store.unpack",
+        json.dumps(cfg),
+        stdin=blob_fd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd="/",
+        env=_child_env(),
+        close_fds=True,
+        pass_fds=pass_fds,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     stderr_task = asyncio.ensure_future(proc.stderr.read())
-    final: dict[str, object] | None = None
     try:
         while True:
             line = await proc.stdout.readline()
             if not line:
                 break
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if "progress" in msg:
-                if progress is not None:
-                    progress(int(msg["progress"]))
-            else:
-                final = msg
-        rc = await proc.wait()
+            out.line(line)
+        out.rc = await proc.wait()
         stderr = await stderr_task
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
@@ -899,19 +985,9 @@ async def unpack_layer(
             await asyncio.shield(proc.wait())
         stderr_task.cancel()
         raise
-    if final is not None and "error" in final:
-        raise PortsideError(str(final["error"]))
-    if rc != 0 or final is None:
-        tail = stderr.decode(errors="replace").strip().splitlines()
-        detail = tail[-1] if tail else f"exit status {rc}"
-        raise PortsideError(f"layer unpack helper failed: {detail}")
-    return UnpackResult(
-        diff_id=Digest.parse(str(final["diff_id"])),
-        size=int(final["size"]),  # type: ignore[call-overload]
-        entries=int(final["entries"]),  # type: ignore[call-overload]
-        compression=str(final.get("compression", "none")),
-        warnings=[str(w) for w in final.get("warnings") or []],  # type: ignore[attr-defined]
-    )
+    for line in stderr.splitlines():
+        if line.strip():
+            out.text.append(line.decode(errors="replace").strip())
 
 
 if __name__ == "__main__":
