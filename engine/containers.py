@@ -116,8 +116,12 @@ class ContainerService(
         self.runtimes = runtimes
         self.rootfs = Rootfs(snapshots)
         self.seccomp = seccomp_cache.SeccompCache(root / "seccomp")
+        self.monitors = monitorclient.MonitorForker()
         self._seccomp_to_learn: dict[str, str] = {}
         self.durable = durable
+        # a build's RUN containers live for one step and are removed by the builder: their
+        # records are written without fsync (the step's result image is what must last)
+        self._ephemeral: set[str] = set()
         self._records: dict[str, Record] = {}
         self._state: dict[str, _Runtime] = {}
         self._names: dict[str, str] = {}
@@ -169,6 +173,7 @@ class ContainerService(
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+        await self.monitors.close()
         if self._own_networks:
             await self.networks.close()
 
@@ -252,7 +257,8 @@ class ContainerService(
         if rec.Id not in self._records:
             return
         try:
-            await asyncio.to_thread(records.save, self._dir(rec.Id), rec, self.durable)
+            durable = self.durable and rec.Id not in self._ephemeral
+            await asyncio.to_thread(records.save, self._dir(rec.Id), rec, durable)
         except FileNotFoundError:
             if rec.Id in self._records:
                 raise  # removed meanwhile: nothing left to save
@@ -390,8 +396,11 @@ class ContainerService(
             self._records[cid] = rec
             self._state[cid] = _Runtime()
             self._names[full_name] = cid
+            if policy_action == "build":
+                self._ephemeral.add(cid)
             await self._save(rec)
         except BaseException:
+            self._ephemeral.discard(cid)
             self._records.pop(cid, None)
             self._state.pop(cid, None)
             if self._names.get(full_name) == cid:
@@ -538,7 +547,9 @@ class ContainerService(
         await self._prepare_start(rec)
         learn = self._seccomp_to_learn.pop(rec.Id, None)
         try:
-            launch = await monitorclient.launch(cdir, self._monitor_config(rec, runtime))
+            launch = await monitorclient.launch(
+                cdir, self._monitor_config(rec, runtime), self.monitors
+            )
         except StartError as err:
             await self.rootfs.unmount(cdir)
             await self._net_down(rec)
@@ -929,6 +940,7 @@ class ContainerService(
         for ex in [e for e in self._execs.values() if e.container == rec.Id]:
             self._execs.pop(ex.id, None)
         self._records.pop(rec.Id, None)
+        self._ephemeral.discard(rec.Id)
         if self._names.get(rec.Name) == rec.Id:
             del self._names[rec.Name]
         if volumes:

@@ -152,7 +152,7 @@ class ExecMixin:
                 stderr=bool(cfg.get("AttachStderr", True)),
             )
         try:
-            launch = await monitorclient.launch(ex.dir, mcfg)
+            launch = await monitorclient.launch(ex.dir, mcfg, self.monitors)
         except StartError as err:
             ex.exit_code = err.code
             ex.done.set()

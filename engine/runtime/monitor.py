@@ -1,7 +1,8 @@
 """The per-container monitor: a small process that outlives the engine.
 
-Run as ``python -S -E monitor.py CONFIG SYNC_FD`` by the engine (``monitorclient``); CONFIG
-is a ``marshal`` dict. To start fast and stay small (about 8 MB resident) it imports only
+Run as ``python -S -E monitor.py CONFIG SYNC_FD`` by the engine (``monitorclient``), or
+forked by the warm ``monitor_forker.py`` the same way (``run``); CONFIG is a ``marshal``
+dict. To start fast and stay small (about 8 MB resident) it imports only
 built-in and C modules: ``posix`` (as ``os``), ``_socket``, ``_signal``, ``select``,
 ``fcntl``, ``termios``, ``_json``, ``marshal`` and ``ctypes`` (for prctl/unshare/umount).
 It:
@@ -882,7 +883,11 @@ def exit_code_for(message: str) -> int:
 
 
 def main() -> int:
-    cfg_path, sync_fd = sys.argv[1], int(sys.argv[2])
+    return run(sys.argv[1], int(sys.argv[2]))
+
+
+def run(cfg_path: str, sync_fd: int) -> int:
+    """Read the config, detach (fork; the first process exits at once) and monitor."""
     fd = os.open(cfg_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         cfg = marshal.loads(os.read(fd, 1 << 20))

@@ -1,11 +1,12 @@
 """The engine's side of a monitor process: start it, hand-shake, attach, watch it exit.
 
 ``launch()`` starts ``monitor.py`` detached (new session, only the sync socket passed, so
-no other engine fd reaches it or the runtime) and returns a ``Launch`` once the container
-exists; ``Launch.start()`` lets it run. ``AttachStream`` speaks the framed attach protocol
-over the monitor's ``attach.sock`` (reached through ``/proc/self/fd/<dirfd>/`` so that deep
-engine roots do not hit the 108-byte socket path limit). ``wait_exit(pid)`` resolves when a
-process (not our child) exits, through a pidfd.
+no other engine fd reaches it or the runtime), forked by a warm ``MonitorForker`` when one
+is given and works, and returns a ``Launch`` once the container exists; ``Launch.start()``
+lets it run. ``AttachStream`` speaks the framed attach protocol over the monitor's
+``attach.sock`` (reached through ``/proc/self/fd/<dirfd>/`` so that deep engine roots do
+not hit the 108-byte socket path limit). ``wait_exit(pid)`` resolves when a process (not
+our child) exits, through a pidfd.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import marshal
 import os
 import signal
 import socket
+import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from engine.errors import PortsideError
 from engine.runtime import monitor as proto
 
 MONITOR_SCRIPT = Path(proto.__file__).resolve()
+FORKER_SCRIPT = MONITOR_SCRIPT.with_name("monitor_forker.py")
 HANDSHAKE_TIMEOUT = 120.0
 SYSTEM_PYTHON = "/usr/bin/python3"
 _interpreter: str | None = None
@@ -156,8 +159,9 @@ async def _message(reader: asyncio.StreamReader) -> dict[str, Any]:
         return {"error": f"bad message from the monitor: {line[:200]!r}", "code": 125}
 
 
-async def launch(cdir: Path, config: dict[str, Any]) -> Launch:
-    """Write ``monitor.cfg`` in ``cdir``, start the monitor, wait until the process exists."""
+async def launch(cdir: Path, config: dict[str, Any], forker: MonitorForker | None = None) -> Launch:
+    """Write ``monitor.cfg`` in ``cdir``, start the monitor (forked by ``forker`` when it
+    can, else a fresh interpreter), wait until the process exists."""
     cfg_path = cdir / "monitor.cfg"
     cfg = {**config, "dir": str(cdir)}
     await asyncio.to_thread(_write_marshal, cfg_path, cfg)
@@ -169,25 +173,13 @@ async def launch(cdir: Path, config: dict[str, Any]) -> Launch:
         cdir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
     )
     try:
-        proc = await asyncio.create_subprocess_exec(
-            monitor_interpreter(),
-            "-S",
-            "-E",
-            str(MONITOR_SCRIPT),
-            str(cfg_path),
-            str(theirs.fileno()),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-            pass_fds=(theirs.fileno(),),
-            start_new_session=True,
-            cwd=str(cdir),
-        )
+        forked = forker is not None and await forker.fork(cfg_path, cdir, theirs.fileno(), log)
+        if not forked:
+            await _start_detached(cfg_path, cdir, theirs.fileno(), log)
     finally:
         os.close(log)
         theirs.close()
     reader, writer = await asyncio.open_unix_connection(sock=ours)
-    await proc.wait()  # the first process exits at once; the monitor is its child
     hello = await _message(reader)
     if "monitor" not in hello:
         writer.close()
@@ -199,6 +191,100 @@ async def launch(cdir: Path, config: dict[str, Any]) -> Launch:
         await wait_exit(monitor_pid)
         raise StartError(str(msg.get("error")), int(msg.get("code", 128)))
     return Launch(monitor_pid, int(msg["created"]), reader, writer)
+
+
+async def _start_detached(cfg_path: Path, cdir: Path, sync_fd: int, log: int) -> None:
+    """Start ``monitor.py`` in a fresh interpreter, in its own session."""
+    proc = await asyncio.create_subprocess_exec(
+        monitor_interpreter(),
+        "-S",
+        "-E",
+        str(MONITOR_SCRIPT),
+        str(cfg_path),
+        str(sync_fd),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=log,
+        pass_fds=(sync_fd,),
+        start_new_session=True,
+        cwd=str(cdir),
+    )
+    await proc.wait()  # the first process exits at once; the monitor is its child
+
+
+class MonitorForker:
+    """The engine's end of ``monitor_forker.py``: a warm interpreter that forks monitors, so
+    a container start skips a Python start (~12 ms). Started on first use, restarted if it
+    died; ``fork`` answers False when it cannot be used (the caller starts the monitor the
+    old way then). ``close`` ends it; it also dies with the engine."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._control: socket.socket | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def fork(self, cfg_path: Path, cdir: Path, sync_fd: int, log: int) -> bool:
+        request = marshal.dumps({"cfg": str(cfg_path), "dir": str(cdir)})
+        fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("2i", sync_fd, log))]
+        async with self._lock:
+            for _attempt in range(2):
+                control = await self._running()
+                if control is None:
+                    return False
+                try:
+                    control.sendmsg([request], fds)
+                    return True
+                except OSError:
+                    await self._stop()  # it died: start another once
+            return False
+
+    async def _running(self) -> socket.socket | None:
+        if self._closed:
+            return None
+        if self._control is not None and self._proc is not None and self._proc.returncode is None:
+            return self._control
+        await self._stop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                monitor_interpreter(),
+                "-S",
+                "-E",
+                str(FORKER_SCRIPT),
+                str(theirs.fileno()),
+                str(os.getpid()),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+                cwd="/",
+            )
+        except OSError:
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        self._control = ours
+        return ours
+
+    async def _stop(self) -> None:
+        control, self._control = self._control, None
+        proc, self._proc = self._proc, None
+        if control is not None:
+            control.close()  # the forker ends when it reads the end of its socket
+        if proc is not None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await proc.wait()
+
+    async def close(self) -> None:
+        """Stop the forker (monitors it started run on: they are not its children)."""
+        async with self._lock:
+            self._closed = True
+            await self._stop()
 
 
 def _write_marshal(path: Path, data: dict[str, Any]) -> None:
