@@ -901,7 +901,9 @@ class Executor:
         await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
         tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="add-", dir=work))
         stack.push_async_callback(remove_dir, tmp)
-        await unpack_layer(archive, tmp, overlay=False, sync=False)
+        await unpack_layer(
+            archive, tmp, overlay=False, sync=False, server=self.images.snapshots.unpacker
+        )
         return tmp
 
 
