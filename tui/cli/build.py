@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -24,6 +25,7 @@ import secrets
 import sys
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -150,13 +152,19 @@ def _secrets_header(specs: list[str]) -> str:
     return value
 
 
+Plan = Callable[[], tuple[str | None, Callable[[IO[bytes]], None]]]
+
+
 class _TarPipe:
     """Runs a tar writer in a thread over a pipe; ``chunks()`` yields what it writes.
-    ``start()`` before the request: the writer fills the (enlarged) pipe meanwhile."""
+    ``plan`` runs first in that thread and gives the Dockerfile name to send (``planned()``)
+    and the writer. ``start()`` before the request: the writer fills the (enlarged) pipe
+    meanwhile."""
 
-    def __init__(self, write: Callable[[IO[bytes]], None]) -> None:
-        self.write = write
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
         self.job: asyncio.Future[None] | None = None
+        self._planned: concurrent.futures.Future[str | None] = concurrent.futures.Future()
         self._rfd = -1  # the read end until chunks() hands it to a transport
 
     def start(self) -> None:
@@ -174,10 +182,23 @@ class _TarPipe:
 
     def _produce(self, wfd: int) -> None:
         try:
+            name, write = self.plan()
+        except BaseException as err:
+            os.close(wfd)
+            self._planned.set_exception(err)
+            return
+        self._planned.set_result(name)
+        try:
             with open(wfd, "wb", buffering=_PIPE_BUFFER) as fh:
-                self.write(fh)
+                write(fh)
         except BrokenPipeError:
             pass  # the upload stopped reading: its own error is the one to report
+
+    async def planned(self) -> str | None:
+        """The Dockerfile name to send, once the plan ran; its error if it failed."""
+        if self.job is None:
+            self.start()
+        return await asyncio.wrap_future(self._planned)
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         if self.job is None:
@@ -232,13 +253,16 @@ def _query(args: argparse.Namespace, dockerfile: str | None) -> str:
 
 
 async def build(docker: aiodocker.Docker, args: argparse.Namespace) -> int:
-    dockerfile, write = await asyncio.to_thread(_plan, args)
+    tar = _TarPipe(partial(_plan, args))  # planned and tarred in one thread, one hop
+    try:
+        dockerfile = await tar.planned()
+        headers = {"Content-Type": "application/x-tar"}
+        if args.secret:
+            headers[SECRETS_HEADER] = await asyncio.to_thread(_secrets_header, args.secret)
+    except BaseException:
+        tar.discard()
+        raise
     query = _query(args, dockerfile)
-    headers = {"Content-Type": "application/x-tar"}
-    if args.secret:
-        headers[SECRETS_HEADER] = await asyncio.to_thread(_secrets_header, args.secret)
-    tar = _TarPipe(write)
-    tar.start()
     body = tar.chunks()
     try:
         async with docker._query(  # unversioned: no /version round trip first

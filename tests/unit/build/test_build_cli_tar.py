@@ -8,8 +8,10 @@ import io
 import os
 import subprocess
 import tarfile
-from collections.abc import AsyncGenerator
+import threading
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -121,7 +123,7 @@ async def _collect(body: AsyncGenerator[bytes, None]) -> bytes:
 
 async def test_pipe_streams_what_the_writer_writes(tmp_path: Path) -> None:
     _tree(tmp_path)
-    pipe = _TarPipe(lambda out: _write_tar(tmp_path, None, None, out))
+    pipe = _TarPipe(lambda: (None, lambda out: _write_tar(tmp_path, None, None, out)))
     expected = io.BytesIO()
     _write_tar(tmp_path, None, None, expected)
     assert await _collect(pipe.chunks()) == expected.getvalue()
@@ -133,7 +135,7 @@ async def test_pipe_reports_the_writer_failure() -> None:
         out.write(b"x" * 100_000)
         raise VerbError("unable to prepare context: 'f' gone", 1)
 
-    pipe = _TarPipe(write)
+    pipe = _TarPipe(lambda: (None, write))
     with pytest.raises(VerbError, match="gone"):
         await _collect(pipe.chunks())
     assert isinstance(await pipe.failure(), VerbError)
@@ -149,7 +151,7 @@ async def test_pipe_abandoned_by_its_reader_stops_the_writer() -> None:
             out.write(b"y" * 65536)
             written.append(1)
 
-    pipe = _TarPipe(write)
+    pipe = _TarPipe(lambda: (None, write))
     body = pipe.chunks()
     assert await anext(body)
     await body.aclose()
@@ -164,7 +166,31 @@ async def test_pipe_started_but_never_read_stops_on_discard() -> None:
         while True:  # far more than any pipe holds
             out.write(b"z" * 65536)
 
-    pipe = _TarPipe(write)
+    pipe = _TarPipe(lambda: (None, write))
     pipe.start()
     pipe.discard()
     assert await asyncio.wait_for(pipe.failure(), 60) is None
+
+
+async def test_the_plan_runs_in_the_writer_thread_and_its_error_comes_first() -> None:
+    """The Dockerfile name is known before the request; a context that cannot be planned
+    fails there, and the pipe is left with nothing running."""
+    threads: list[str] = []
+
+    def plan() -> tuple[str | None, Callable[[IO[bytes]], None]]:
+        threads.append(threading.current_thread().name)
+        return "sub/Dockerfile.dev", lambda out: out.write(b"x" * 10)
+
+    pipe = _TarPipe(plan)
+    assert await pipe.planned() == "sub/Dockerfile.dev"
+    assert threads and threads[0] != threading.current_thread().name
+    assert await _collect(pipe.chunks()) == b"x" * 10
+
+    def bad_plan() -> tuple[str | None, Callable[[IO[bytes]], None]]:
+        raise VerbError("unable to prepare context: path 'nowhere' not found", 1)
+
+    failing = _TarPipe(bad_plan)
+    with pytest.raises(VerbError, match="nowhere"):
+        await failing.planned()
+    failing.discard()
+    assert await asyncio.wait_for(failing.failure(), 60) is None
