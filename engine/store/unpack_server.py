@@ -371,6 +371,19 @@ def _recv_pidfd(sock: socket.socket) -> tuple[bytes, int | None]:
     return data[1:], (fds[0] if fds else None)
 
 
+async def _announcement(sock: socket.socket) -> int:
+    """The child's pidfd once it has sent it; raises if none comes (EOF or data only)."""
+    while True:
+        await _readable(sock.fileno())
+        try:
+            _data, pidfd = _recv_pidfd(sock)
+        except BlockingIOError:
+            continue
+        if pidfd is None:
+            raise ConnectionError("no child announced itself")
+        return pidfd
+
+
 async def _kill(pidfd: int) -> None:
     """SIGKILL the child and wait until it is gone, even when cancelled meanwhile."""
     import asyncio
@@ -398,8 +411,12 @@ async def _follow(sock: socket.socket, on_data: Callable[[bytes], None]) -> bool
                 data, pidfd = _recv_pidfd(sock)
                 break
     except BaseException:
-        # Cancelled before the child announced itself: after SHUT_RD its announcement can
-        # no longer succeed (it exits at once), and one already queued is still readable.
+        # Cancelled before the child announced itself. It announces right after the fork:
+        # wait for that (briefly, whatever else is cancelled) to kill it and see it gone.
+        # If it does not come in time, SHUT_RD makes the announcement fail (the child then
+        # exits without touching anything), and one already queued is still readable.
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(_kill(await asyncio.wait_for(_announcement(sock), 5.0)))
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RD)
         with contextlib.suppress(OSError):
