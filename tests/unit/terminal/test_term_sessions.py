@@ -81,11 +81,9 @@ async def test_flood_is_complete_with_back_pressure():
     assert paused, "the reader never paused: no back-pressure was exercised"
 
 
-async def test_exit_after_a_flood_is_reported_once_all_output_is_shown():
-    """A program that floods and quits leaves a backlog: it is fed in bounded steps (the
-    loop keeps turning) and the exit is reported only when all of it is on screen."""
-    count = 150_000
-    total = sum(len(str(n)) + 2 for n in range(1, count + 1))
+async def _flood_and_quit(count: int) -> tuple[dict[str, int], Terminal]:
+    """Run ``seq 1 COUNT`` to its end; what was pending when it closed, what was fed when
+    the exit was reported, and the loop turns in between."""
     terminal = Terminal(
         LocalSession(["seq", "1", str(count)], env=ENV),
         20,
@@ -93,9 +91,7 @@ async def test_exit_after_a_flood_is_reported_once_all_output_is_shown():
         slice_bytes=4096,
         step_budget=0.0,
         high_water=1 << 24,
-        # after the first frame nothing is fed until the exit (which feeds at once), so the
-        # backlog at exit does not depend on how fast this machine reads the PTY
-        frame_interval=3600.0,
+        frame_interval=3600.0,  # no frame after the first but the ones the backlog needs
     )
     seen: dict[str, int] = {}
     turns = 0
@@ -115,10 +111,26 @@ async def test_exit_after_a_flood_is_reported_once_all_output_is_shown():
     while not terminal.exited:  # counts loop turns; bounded by the timeout of the test
         await asyncio.sleep(0)
         turns += 1
-    assert seen["backlog"] > 4096, "the program ended with no backlog: nothing was exercised"
-    assert seen["fed"] == total, "the exit was reported before all output was shown"
+    return seen, terminal
+
+
+async def test_exit_after_a_flood_is_reported_once_all_output_is_shown():
+    """A program that floods and quits leaves a backlog: it is fed in bounded steps (the
+    loop keeps turning) and the exit is reported only when all of it is on screen.
+
+    Whether a backlog is left when the program ends depends on how the machine schedules
+    the program against this loop (a loaded machine may read slower than the screen is
+    fed); the run is repeated, a few times at most, until one leaves a backlog."""
+    count = 150_000
+    total = sum(len(str(n)) + 2 for n in range(1, count + 1))
+    for _attempt in range(5):
+        seen, terminal = await _flood_and_quit(count)
+        assert seen["fed"] == total, "the exit was reported before all output was shown"
+        assert terminal.core.text()[-2:] == [str(count), ""]
+        if seen["backlog"] > 4096:
+            break
+    assert seen["backlog"] > 4096, "no run ended with a backlog: nothing was exercised"
     assert seen["turns_after"] > 1, "the backlog was fed in one blocking call"
-    assert terminal.core.text()[-2:] == [str(count), ""]
 
 
 async def test_close_hangs_up_the_program():
