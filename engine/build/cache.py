@@ -106,7 +106,10 @@ class BuildCache:
                 return None
             self._remember(entry)
         md = self.images.metadata
-        if await md.run(md.get_image, entry.image_id) is None:
+        present = md.image_present(entry.image_id)  # no thread hop per cached step
+        if present is None:
+            present = await md.run(md.get_image, entry.image_id) is not None
+        if not present:
             return None
         self._note_use(entry)
         return entry.image_id

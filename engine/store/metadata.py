@@ -87,6 +87,7 @@ class Metadata:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata")
+        self._reader: sqlite3.Connection | None = None  # image_present's, opened on use
         # Switching to WAL and creating the schema need exclusive locks that two processes
         # opening a new root at once can deadlock on (SQLite then answers "database is
         # locked" without waiting): serialise that first step with a file lock.
@@ -103,6 +104,25 @@ class Metadata:
         finally:
             os.close(lock_fd)
 
+    def image_present(self, image_id: str) -> bool | None:
+        """Whether the images table holds ``image_id``, read in the calling thread (the
+        event loop) on a connection of its own: one primary-key lookup, and in WAL mode a
+        reader does not wait for writers, so it costs less than a trip to the metadata
+        thread. None when the read could not be done at once (then ask ``get_image``)."""
+        try:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    timeout=0,
+                    check_same_thread=False,
+                    isolation_level=None,
+                )
+            row = self._reader.execute("SELECT 1 FROM images WHERE id=?", (image_id,)).fetchone()
+        except sqlite3.Error:
+            return None
+        return row is not None
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking method of this class on the metadata thread."""
         loop = asyncio.get_running_loop()
@@ -110,6 +130,8 @@ class Metadata:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        if self._reader is not None:
+            self._reader.close()
         self._conn.close()
 
     # -- images -------------------------------------------------------------------------

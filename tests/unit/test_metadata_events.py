@@ -45,6 +45,22 @@ def test_metadata_shared_by_two_connections(tmp_path):
     b.close()
 
 
+def test_image_present_sees_every_connection_s_changes(tmp_path):
+    """The build cache's check without a thread hop: a real read, so an image deleted by
+    another engine process on the same root is seen gone at once."""
+    md = Metadata(tmp_path / "m.db")
+    other = Metadata(tmp_path / "m.db")
+    assert md.image_present(ID1) is False
+    md.put_image(_row(ID1), [], [])
+    assert md.image_present(ID1) is True
+    other.delete_image(ID1)
+    assert md.image_present(ID1) is False
+    other.put_image(_row(ID2), [], [])
+    assert md.image_present(ID2) is True
+    md.close()
+    other.close()
+
+
 async def test_metadata_runs_off_the_loop(tmp_path):
     md = Metadata(tmp_path / "m.db")
     await md.run(md.put_image, _row(ID1), [], [])
