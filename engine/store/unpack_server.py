@@ -316,6 +316,10 @@ class UnpackServer:
 
 async def _readable(fd: int) -> None:
     """Wait until ``fd`` is readable (a pidfd: the process has exited)."""
+    await _ready(fd, write=False)
+
+
+async def _ready(fd: int, *, write: bool) -> None:
     import asyncio
 
     loop = asyncio.get_running_loop()
@@ -325,28 +329,11 @@ async def _readable(fd: int) -> None:
         if not fut.done():
             fut.set_result(None)
 
-    loop.add_reader(fd, ready)
+    (loop.add_writer if write else loop.add_reader)(fd, ready)
     try:
         await fut
     finally:
-        loop.remove_reader(fd)
-
-
-async def _writable(fd: int) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-
-    def ready() -> None:
-        if not fut.done():
-            fut.set_result(None)
-
-    loop.add_writer(fd, ready)
-    try:
-        await fut
-    finally:
-        loop.remove_writer(fd)
+        (loop.remove_writer if write else loop.remove_reader)(fd)
 
 
 async def _send(ctl: socket.socket, request: bytes, fds: list[int]) -> None:
@@ -355,7 +342,7 @@ async def _send(ctl: socket.socket, request: bytes, fds: list[int]) -> None:
             socket.send_fds(ctl, [request], fds)
             return
         except BlockingIOError:
-            await _writable(ctl.fileno())
+            await _ready(ctl.fileno(), write=True)
 
 
 async def _wait_gone(pidfd: int) -> None:
@@ -371,17 +358,14 @@ def _recv_pidfd(sock: socket.socket) -> tuple[bytes, int | None]:
     return data[1:], (fds[0] if fds else None)
 
 
-async def _announcement(sock: socket.socket) -> int:
-    """The child's pidfd once it has sent it; raises if none comes (EOF or data only)."""
+async def _first_message(sock: socket.socket) -> tuple[bytes, int | None]:
+    """The child's first message: its pidfd and any output with it (None at EOF)."""
     while True:
         await _readable(sock.fileno())
         try:
-            _data, pidfd = _recv_pidfd(sock)
+            return _recv_pidfd(sock)
         except BlockingIOError:
             continue
-        if pidfd is None:
-            raise ConnectionError("no child announced itself")
-        return pidfd
 
 
 async def _kill(pidfd: int) -> None:
@@ -405,18 +389,16 @@ async def _follow(sock: socket.socket, on_data: Callable[[bytes], None]) -> bool
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
     try:
-        while True:
-            await _readable(sock.fileno())
-            with contextlib.suppress(BlockingIOError):
-                data, pidfd = _recv_pidfd(sock)
-                break
+        data, pidfd = await _first_message(sock)
     except BaseException:
         # Cancelled before the child announced itself. It announces right after the fork:
         # wait for that (briefly, whatever else is cancelled) to kill it and see it gone.
         # If it does not come in time, SHUT_RD makes the announcement fail (the child then
         # exits without touching anything), and one already queued is still readable.
         with contextlib.suppress(BaseException):
-            await asyncio.shield(_kill(await asyncio.wait_for(_announcement(sock), 5.0)))
+            _, announced = await asyncio.wait_for(_first_message(sock), 5.0)
+            if announced is not None:
+                await asyncio.shield(_kill(announced))
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RD)
         with contextlib.suppress(OSError):
