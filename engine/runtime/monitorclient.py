@@ -212,6 +212,27 @@ async def _start_detached(cfg_path: Path, cdir: Path, sync_fd: int, log: int) ->
     await proc.wait()  # the first process exits at once; the monitor is its child
 
 
+async def _sendmsg(sock: socket.socket, data: bytes, ancdata: list[tuple[int, int, bytes]]) -> None:
+    """``sendmsg`` on a non-blocking socket, waiting for room when it is full."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            sock.sendmsg([data], ancdata)
+            return
+        except BlockingIOError:
+            room: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(sock.fileno(), _settle, room)
+            try:
+                await room
+            finally:
+                loop.remove_writer(sock.fileno())
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class MonitorForker:
     """The engine's end of ``monitor_forker.py``: a warm interpreter that forks monitors, so
     a container start skips a Python start (~12 ms). Started on first use, restarted if it
@@ -233,7 +254,7 @@ class MonitorForker:
                 if control is None:
                     return False
                 try:
-                    control.sendmsg([request], fds)
+                    await _sendmsg(control, request, fds)
                     return True
                 except OSError:
                     await self._stop()  # it died: start another once
@@ -266,6 +287,7 @@ class MonitorForker:
             return None
         finally:
             theirs.close()
+        ours.setblocking(False)  # a stuck forker must not stall the event loop
         self._control = ours
         return ours
 
