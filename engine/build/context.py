@@ -643,22 +643,6 @@ def _spill(writer: _Writer, roots: list[Path]) -> _Writer:
     return moved
 
 
-def _unpack(
-    chunks: Iterator[bytes],
-    roots: list[Path],
-    budget: int | None = None,
-) -> None:
-    """Apply the context tar under ``roots[-1]`` (see ``apply_entries``)."""
-    apply_entries(_tar_entries(chunks), roots, budget)
-
-
-def _tar_entries(chunks: Iterator[bytes]) -> Iterator[tuple[tarstream.Entry, _DataReader]]:
-    reader = tarstream.TarReader(decompressed(chunks))
-    while (entry := reader.next()) is not None:
-        yield entry, reader
-    reader.drain()
-
-
 def apply_entries(
     entries: Iterator[tuple[tarstream.Entry, _DataReader]],
     roots: list[Path],

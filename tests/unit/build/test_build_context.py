@@ -14,13 +14,33 @@ import shutil
 import tarfile
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.build import tarindex
-from engine.build.context import SCRATCH, BuildContext, ContextError, _scratch_parent, _unpack
+from engine.build.context import (
+    SCRATCH,
+    BuildContext,
+    ContextError,
+    _scratch_parent,
+    apply_entries,
+    decompressed,
+)
+from engine.store import tarstream
+
+
+def _unpack(chunks: Iterator[bytes], roots: list[Path], budget: int | None = None) -> None:
+    """The on-disk writer fed straight from a tar stream (what the index must match)."""
+    reader = tarstream.TarReader(decompressed(chunks))
+
+    def entries() -> Iterator[tuple[tarstream.Entry, tarstream.TarReader]]:
+        while (entry := reader.next()) is not None:
+            yield entry, reader
+        reader.drain()
+
+    apply_entries(entries(), roots, budget)
 
 
 def write(root: Path, files: dict[str, str]) -> None:
